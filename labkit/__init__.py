@@ -1,0 +1,41 @@
+"""labkit: an interactive lab for Stable Diffusion and SDXL in notebooks.
+
+`import labkit` is light: torch and diffusers load on first use of a name that needs them.
+"""
+
+from importlib import import_module
+
+from .errors import BadInput, LabkitError, LoraMismatch, UnsafeFile, UnsupportedFile
+from .params import Params
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute); resolved on first access so the import stays fast
+_LAZY = {
+    "open": ("labkit.loading", "open"),
+    "models": ("labkit.loading", "models"),
+    "Lab": ("labkit.lab", "Lab"),
+    "Result": ("labkit.result", "Result"),
+    "inspect": ("labkit.detect", "inspect"),
+    "FileInfo": ("labkit.detect", "FileInfo"),
+    "tokenizer": ("labkit.tokenizers", "tokenizer"),
+    "samplers": ("labkit.samplers", None),
+    "noise": ("labkit.noise", None),
+    "hashes": ("labkit.hashes", None),
+}
+
+__all__ = ["BadInput", "LabkitError", "LoraMismatch", "UnsafeFile", "UnsupportedFile", "Params", *_LAZY]
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    mod = import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)
