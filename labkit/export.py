@@ -1,0 +1,302 @@
+"""Write diffusers components as one A1111/ComfyUI single file (the original LDM/SGM key layout).
+
+diffusers reads these files (`diffusers.loaders.single_file_utils`) but has no writer; this module is the
+inverse of its readers. Each `*_to_ldm` function renames one component's state dict; `to_single_file` joins
+them under the prefixes a layout uses, and `save_single_file` writes the result with safetensors.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import torch
+
+from labkit.errors import BadInput
+
+UNET_PREFIX = "model.diffusion_model."
+VAE_PREFIX = "first_stage_model."
+
+# layout -> the text encoders it holds: (component name, writer, key prefix)
+LAYOUTS = {
+    "sd1": (("text_encoder", "clip", "cond_stage_model.transformer."),),
+    "sd2": (("text_encoder", "open_clip", "cond_stage_model.model."),),
+    "sdxl": (
+        ("text_encoder", "clip", "conditioner.embedders.0.transformer."),
+        ("text_encoder_2", "open_clip", "conditioner.embedders.1.model."),
+    ),
+    "sdxl-refiner": (("text_encoder_2", "open_clip", "conditioner.embedders.0.model."),),
+}
+SDXL_LAYOUTS = ("sdxl", "sdxl-refiner")
+
+# UNet: top-level diffusers modules -> LDM modules (absent ones are simply unused)
+UNET_TOP = {
+    "conv_in": "input_blocks.0.0",
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "add_embedding.linear_1": "label_emb.0.0",  # SDXL: pooled text + size/crop embeddings
+    "add_embedding.linear_2": "label_emb.0.2",
+    "class_embedding.linear_1": "label_emb.0.0",  # class_embed_type "timestep" / "projection"
+    "class_embedding.linear_2": "label_emb.0.2",
+    "class_embedding": "label_emb",  # num_class_embeds: an nn.Embedding
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
+# names inside one ResnetBlock2D: diffusers -> LDM ResBlock (UNet) / ResnetBlock (VAE)
+UNET_RESNET = {
+    "norm1": "in_layers.0",
+    "conv1": "in_layers.2",
+    "time_emb_proj": "emb_layers.1",
+    "norm2": "out_layers.0",
+    "conv2": "out_layers.3",
+    "conv_shortcut": "skip_connection",
+}
+VAE_RESNET = {"conv_shortcut": "nin_shortcut"}
+VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+VAE_TOP = {
+    "encoder.conv_in": "encoder.conv_in",
+    "encoder.conv_norm_out": "encoder.norm_out",
+    "encoder.conv_out": "encoder.conv_out",
+    "decoder.conv_in": "decoder.conv_in",
+    "decoder.conv_norm_out": "decoder.norm_out",
+    "decoder.conv_out": "decoder.conv_out",
+    "quant_conv": "quant_conv",
+    "post_quant_conv": "post_quant_conv",
+}
+# inside one CLIP encoder layer: HF -> OpenCLIP resblock (q/k/v are handled apart: concatenated)
+OPEN_CLIP_LAYER = {
+    "layer_norm1": "ln_1",
+    "self_attn.out_proj": "attn.out_proj",
+    "layer_norm2": "ln_2",
+    "mlp.fc1": "mlp.c_fc",
+    "mlp.fc2": "mlp.c_proj",
+}
+
+# block classes whose LDM layout is known (the only ones SD1/SD2/SDXL use)
+UNET_DOWN_BLOCKS = ("CrossAttnDownBlock2D", "DownBlock2D")
+UNET_UP_BLOCKS = ("CrossAttnUpBlock2D", "UpBlock2D")
+UNET_MID_BLOCKS = ("UNetMidBlock2DCrossAttn",)
+UNET_ATTENTIONS = ("Transformer2DModel",)
+VAE_BLOCKS = ("DownEncoderBlock2D", "UpDecoderBlock2D", "UNetMidBlock2D")
+
+
+def _check_class(module, allowed, where):
+    """Refuse a block whose LDM layout labkit does not know, instead of writing a file nothing can read."""
+    name = type(module).__name__
+    if name not in allowed:
+        raise BadInput(f"{where} is a {name}; a single file can only hold {', '.join(allowed)} here.")
+
+
+def _rename_inside(name, renames):
+    """'conv_shortcut.weight' -> 'skip_connection.weight' using a table of module renames."""
+    for old, new in renames.items():
+        if name.startswith(old + "."):
+            return new + name[len(old) :]
+    return name
+
+
+def _apply_plan(state, plan, what):
+    """Rename every key of `state` through `plan` {diffusers module: (LDM module, renames)}.
+
+    The deepest planned module containing a key wins. A key no module claims is an error, so no weight is
+    ever dropped silently."""
+    out = {}
+    for key, tensor in state.items():
+        parts = key.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            module = ".".join(parts[:cut])
+            if module in plan:
+                ldm_module, renames = plan[module]
+                new_key = ldm_module + "." + _rename_inside(".".join(parts[cut:]), renames)
+                break
+        else:
+            raise BadInput(f"{what}: the weight {key!r} has no place in a single-file checkpoint.")
+        if new_key in out:
+            raise BadInput(f"{what}: two weights would both be written as {new_key!r}.")
+        out[new_key] = tensor
+    return out
+
+
+def _unet_plan(unet):
+    """{diffusers module: (LDM module, renames)}, with block indices counted from the model itself."""
+    plan = {diffusers: (ldm, {}) for diffusers, ldm in UNET_TOP.items()}
+
+    index = 1  # input_blocks.0 is conv_in; each resnet(+attention) and each downsampler takes one index
+    for b, block in enumerate(unet.down_blocks):
+        _check_class(block, UNET_DOWN_BLOCKS, f"down_blocks.{b}")
+        attentions = getattr(block, "attentions", None) or []
+        for j in range(len(block.resnets)):
+            plan[f"down_blocks.{b}.resnets.{j}"] = (f"input_blocks.{index}.0", UNET_RESNET)
+            if attentions:
+                _check_class(attentions[j], UNET_ATTENTIONS, f"down_blocks.{b}.attentions.{j}")
+                plan[f"down_blocks.{b}.attentions.{j}"] = (f"input_blocks.{index}.1", {})
+            index += 1
+        if block.downsamplers:
+            plan[f"down_blocks.{b}.downsamplers.0.conv"] = (f"input_blocks.{index}.0.op", {})
+            index += 1
+
+    mid = unet.mid_block
+    _check_class(mid, UNET_MID_BLOCKS, "mid_block")
+    plan["mid_block.resnets.0"] = ("middle_block.0", UNET_RESNET)
+    for k, attention in enumerate(mid.attentions):  # middle_block: resnet, attention, resnet[, attention, resnet]
+        _check_class(attention, UNET_ATTENTIONS, f"mid_block.attentions.{k}")
+        plan[f"mid_block.attentions.{k}"] = (f"middle_block.{2 * k + 1}", {})
+        plan[f"mid_block.resnets.{k + 1}"] = (f"middle_block.{2 * k + 2}", UNET_RESNET)
+
+    index = 0  # each output block: resnet at .0, attention at .1, upsampler after them (last one of a level)
+    for b, block in enumerate(unet.up_blocks):
+        _check_class(block, UNET_UP_BLOCKS, f"up_blocks.{b}")
+        attentions = getattr(block, "attentions", None) or []
+        for j in range(len(block.resnets)):
+            plan[f"up_blocks.{b}.resnets.{j}"] = (f"output_blocks.{index}.0", UNET_RESNET)
+            slot = 1
+            if attentions:
+                _check_class(attentions[j], UNET_ATTENTIONS, f"up_blocks.{b}.attentions.{j}")
+                plan[f"up_blocks.{b}.attentions.{j}"] = (f"output_blocks.{index}.1", {})
+                slot = 2
+            if block.upsamplers and j == len(block.resnets) - 1:
+                plan[f"up_blocks.{b}.upsamplers.0.conv"] = (f"output_blocks.{index}.{slot}.conv", {})
+            index += 1
+    return plan
+
+
+def unet_to_ldm(unet):
+    """A UNet2DConditionModel's weights under `model.diffusion_model.*` names (any SD1/SD2/SDXL-style config)."""
+    ldm = _apply_plan(unet.state_dict(), _unet_plan(unet), "UNet")
+    return {UNET_PREFIX + key: tensor for key, tensor in ldm.items()}
+
+
+def _vae_plan(vae):
+    """{diffusers module: (LDM module, renames)} for an AutoencoderKL."""
+    plan = {diffusers: (ldm, {}) for diffusers, ldm in VAE_TOP.items()}
+    for b, block in enumerate(vae.encoder.down_blocks):
+        _check_class(block, VAE_BLOCKS, f"encoder.down_blocks.{b}")
+        for j in range(len(block.resnets)):
+            plan[f"encoder.down_blocks.{b}.resnets.{j}"] = (f"encoder.down.{b}.block.{j}", VAE_RESNET)
+        plan[f"encoder.down_blocks.{b}.downsamplers.0.conv"] = (f"encoder.down.{b}.downsample.conv", {})
+
+    levels = len(vae.decoder.up_blocks)
+    for b, block in enumerate(vae.decoder.up_blocks):  # diffusers counts up from the deepest level, LDM from 0
+        _check_class(block, VAE_BLOCKS, f"decoder.up_blocks.{b}")
+        level = levels - 1 - b
+        for j in range(len(block.resnets)):
+            plan[f"decoder.up_blocks.{b}.resnets.{j}"] = (f"decoder.up.{level}.block.{j}", VAE_RESNET)
+        plan[f"decoder.up_blocks.{b}.upsamplers.0.conv"] = (f"decoder.up.{level}.upsample.conv", {})
+
+    for part in ("encoder", "decoder"):
+        _check_class(getattr(vae, part).mid_block, VAE_BLOCKS, f"{part}.mid_block")
+        plan[f"{part}.mid_block.resnets.0"] = (f"{part}.mid.block_1", VAE_RESNET)
+        plan[f"{part}.mid_block.attentions.0"] = (f"{part}.mid.attn_1", VAE_ATTENTION)
+        plan[f"{part}.mid_block.resnets.1"] = (f"{part}.mid.block_2", VAE_RESNET)
+    return plan
+
+
+def vae_to_ldm(vae):
+    """An AutoencoderKL's weights under `first_stage_model.*` names.
+
+    The mid-block attention's q/k/v/proj_out are 1x1 convolutions in LDM: written as (C, C, 1, 1), as the
+    original files hold them (diffusers' reader squeezes them back to linear (C, C))."""
+    ldm = _apply_plan(vae.state_dict(), _vae_plan(vae), "VAE")
+    for key, tensor in ldm.items():
+        if ".mid.attn_1." in key and key.endswith(".weight") and tensor.ndim == 2:
+            ldm[key] = tensor[:, :, None, None]  # (C, C) -> (C, C, 1, 1)
+    return {VAE_PREFIX + key: tensor for key, tensor in ldm.items()}
+
+
+def _text_model_state(text_encoder):
+    """A HF CLIP text model's weights with keys relative to the text transformer (no `text_model.`).
+
+    transformers >= 5.6 flattened CLIPTextModel; CLIPTextModelWithProjection still wraps it in `text_model`."""
+    return {key.removeprefix("text_model."): tensor for key, tensor in text_encoder.state_dict().items()}
+
+
+def clip_to_ldm(text_encoder, prefix):
+    """A HF CLIPTextModel (CLIP-L) under `prefix + "text_model.*"`, as SD1 and SDXL's first encoder store it."""
+    state = _text_model_state(text_encoder)
+    if "text_projection.weight" in state:
+        raise BadInput(
+            "This text encoder has a text_projection, which the CLIP-L slot of a single file cannot hold; "
+            "export it with open_clip_to_ldm (an OpenCLIP slot) instead."
+        )
+    return {f"{prefix}text_model.{key}": tensor for key, tensor in state.items()}
+
+
+def open_clip_to_ldm(text_encoder, prefix):
+    """A HF CLIP text model in OpenCLIP layout under `prefix` (SD2's encoder, SDXL's CLIP-G).
+
+    q, k and v are concatenated into `attn.in_proj_*`; `text_projection` is stored as (width, proj_dim),
+    the transpose of HF's linear weight, because OpenCLIP computes `x @ text_projection`."""
+    state = _text_model_state(text_encoder)
+    state.pop("embeddings.position_ids", None)  # a buffer, not a weight (older transformers saved it)
+    out = {
+        prefix + "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
+        prefix + "positional_embedding": state.pop("embeddings.position_embedding.weight"),  # (77, width)
+        prefix + "ln_final.weight": state.pop("final_layer_norm.weight"),
+        prefix + "ln_final.bias": state.pop("final_layer_norm.bias"),
+    }
+    for i in range(text_encoder.config.num_hidden_layers):
+        src, dst = f"encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            qkv = [state.pop(f"{src}self_attn.{p}_proj.{kind}") for p in "qkv"]
+            out[f"{dst}attn.in_proj_{kind}"] = torch.cat(qkv)  # (3 * width, width) / (3 * width,)
+            for hf, open_clip in OPEN_CLIP_LAYER.items():
+                out[f"{dst}{open_clip}.{kind}"] = state.pop(f"{src}{hf}.{kind}")
+    if "text_projection.weight" in state:
+        out[prefix + "text_projection"] = state.pop("text_projection.weight").T  # (proj, width) -> (width, proj)
+    if state:
+        raise BadInput(f"OpenCLIP export: no place for the weights {sorted(state)[:5]}.")
+    return out
+
+
+def _check_layout(components, layout):
+    """Fail early, naming the problem, when components do not fit the requested layout."""
+    if layout not in LAYOUTS:
+        raise BadInput(f"Unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}.")
+    wanted = ["unet", "vae"] + [name for name, _, _ in LAYOUTS[layout]]
+    missing = [name for name in wanted if components.get(name) is None]
+    if missing:
+        raise BadInput(f"The {layout!r} layout needs the components {', '.join(missing)}.")
+    if layout == "sdxl-refiner" and components.get("text_encoder") is not None:
+        raise BadInput("The 'sdxl-refiner' layout holds only text_encoder_2 (OpenCLIP-G); pass text_encoder=None.")
+    is_sdxl_unet = components["unet"].config.get("addition_embed_type") == "text_time"
+    if is_sdxl_unet != (layout in SDXL_LAYOUTS):
+        kind = "an SDXL" if is_sdxl_unet else "a non-SDXL"
+        raise BadInput(f"The UNet is {kind} UNet but the layout is {layout!r}; pick the layout of its family.")
+
+
+def to_single_file(components, layout):
+    """All weights of `components` (unet, vae, text_encoder[, text_encoder_2]) in one LDM/SGM state dict.
+
+    layout: "sd1", "sd2", "sdxl" or "sdxl-refiner". Other entries (tokenizers, scheduler...) are ignored.
+    Tensors come back on the CPU, contiguous and unshared, ready for `safetensors.torch.save_file`."""
+    _check_layout(components, layout)
+    ldm = {**unet_to_ldm(components["unet"]), **vae_to_ldm(components["vae"])}
+    for name, writer, prefix in LAYOUTS[layout]:
+        to_ldm = clip_to_ldm if writer == "clip" else open_clip_to_ldm
+        ldm.update(to_ldm(components[name], prefix))
+        if layout in SDXL_LAYOUTS and writer == "open_clip" and prefix + "text_projection" not in ldm:
+            raise BadInput(f"SDXL's {name} needs a text projection: use a CLIPTextModelWithProjection.")
+    return {key: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for key, tensor in ldm.items()}
+
+
+def save_single_file(components, layout, path, metadata=None, overwrite=False):
+    """Write `components` as one A1111/ComfyUI .safetensors file at `path`; returns the path.
+
+    Refuses to replace an existing file unless overwrite=True. Writes a temporary file in the same folder and
+    renames it into place, so a failure never leaves a half-written checkpoint."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise BadInput(f"{path} already exists; pass overwrite=True to replace it.")
+    if metadata is not None and not all(isinstance(v, str) for v in metadata.values()):
+        raise BadInput("safetensors metadata values must all be strings.")
+    tensors = to_single_file(components, layout)
+
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: the rename is atomic
+    try:
+        save_file(tensors, temp, metadata=metadata)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path

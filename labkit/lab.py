@@ -1,0 +1,343 @@
+"""Lab: owns a model's loaded components and runs txt2img, img2img, inpaint, outpaint and the refiner handoff.
+
+Every mode is a stock diffusers pipeline built over the same component objects (no reload, no copy); labkit
+adds the parts A1111 users expect: A1111 sampler names, seeds with reproducible noise, clip skip, size
+checks, mask blur and "only masked", and a Result carrying the full recipe.
+"""
+
+from time import perf_counter
+
+from .errors import BadInput
+from .params import Params
+
+# family -> pipeline layout
+LAYOUTS = {"sd1": "sd", "sd2": "sd", "toy": "sd", "sdxl": "xl", "toy-xl": "xl",
+           "sdxl-refiner": "refiner", "toy-xl-refiner": "refiner"}
+# (layout, mode) -> diffusers pipeline class name
+PIPELINES = {
+    ("sd", "txt2img"): "StableDiffusionPipeline",
+    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
+    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
+    ("xl", "txt2img"): "StableDiffusionXLPipeline",
+    ("xl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("xl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+    ("refiner", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("refiner", "inpaint"): "StableDiffusionXLInpaintPipeline",
+}
+# base family -> refiner families whose UNet works in the same latent space and schedule
+REFINER_FITS = {"sdxl": ("sdxl-refiner", "sdxl"), "toy-xl": ("toy-xl-refiner", "toy-xl")}
+# pipeline constructor flags labkit always sets (no safety checker, no invisible watermark: reproducible pixels)
+PIPELINE_FLAGS = {"requires_safety_checker": False, "add_watermarker": False}
+
+
+class Lab:
+    """A loaded model. Make one with `labkit.open(...)`; then call txt2img / img2img / inpaint / outpaint."""
+
+    def __init__(self, components: dict, family: str, *, variant=None, device="cpu", dtype="float32",
+                 name: str = "", source=None, file_hash=None):
+        if family not in LAYOUTS:
+            raise BadInput(f"Unknown family {family!r}; labkit runs {', '.join(LAYOUTS)}.")
+        self.components = components
+        self.family = family
+        self.variant = variant
+        self.device = device
+        self.dtype = dtype
+        self.name = name
+        self.source = source
+        self._file_hash = file_hash
+        self.scheduler_config = dict(components["scheduler"].config)
+        self._pipes = {}
+
+    # ---- pipelines -------------------------------------------------------------------------------------
+    @property
+    def layout(self) -> str:
+        return LAYOUTS[self.family]
+
+    @property
+    def pipe(self):
+        """The diffusers pipeline underneath (txt2img; img2img for a refiner), for anything labkit does not wrap."""
+        return self.pipeline("img2img" if self.layout == "refiner" else "txt2img")
+
+    def pipeline(self, mode: str):
+        """The diffusers pipeline for `mode`, built once over this Lab's shared components."""
+        if mode not in self._pipes:
+            self._pipes[mode] = self._build_pipeline(mode)
+        return self._pipes[mode]
+
+    def _build_pipeline(self, mode: str):
+        import inspect
+
+        import diffusers
+
+        key = (self.layout, mode)
+        if key not in PIPELINES:
+            raise BadInput(f"A {self.family} model cannot run {mode}: a refiner refines. Use it as "
+                           f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
+        cls = getattr(diffusers, PIPELINES[key])
+        accepted = inspect.signature(cls.__init__).parameters
+        flags = {**PIPELINE_FLAGS, "requires_aesthetics_score": self.layout == "refiner"}
+        kwargs = {k: v for k, v in {**self.components, **flags}.items() if k in accepted}
+        for name, par in accepted.items():
+            if name not in kwargs and name != "self" and par.default is inspect.Parameter.empty:
+                kwargs[name] = None  # optional components labkit does not use (safety checker, image encoder)
+        pipe = cls(**kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    @property
+    def model_hash(self) -> str | None:
+        """A1111's "Model hash" (AutoV2) of the opened file, computed on first use and cached."""
+        if callable(self._file_hash):
+            self._file_hash = self._file_hash()
+        return self._file_hash
+
+    # ---- sizes and settings ----------------------------------------------------------------------------
+    @property
+    def vae_scale(self) -> int:
+        return 2 ** (len(self.components["vae"].config.block_out_channels) - 1)
+
+    @property
+    def native_size(self) -> int:
+        """The picture side the model was trained at (64 for the toy models, 512 SD1, 1024 SDXL)."""
+        return self.components["unet"].config.sample_size * self.vae_scale
+
+    def params(self, params: Params | None = None, prompt: str | None = None, **overrides) -> Params:
+        """`params` (or defaults) with `prompt` and overrides applied and checked."""
+        p = params or Params()
+        if prompt is not None:
+            overrides["prompt"] = prompt
+        return p.replace(**overrides).validate() if overrides else p.validate()
+
+    def __repr__(self) -> str:
+        variant = f" {self.variant}" if self.variant else ""
+        return f"<Lab {self.name or self.family} ({self.family}{variant}) on {self.device}/{self.dtype}>"
+
+    # ---- public modes ----------------------------------------------------------------------------------
+    def txt2img(self, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
+        """Generate from text. `refiner=<Lab>` hands the latents to a refiner at `switch_at` of the schedule."""
+        p = self.params(params, prompt, **overrides)
+        if refiner is not None:
+            self._check_refiner(refiner)
+        if self.variant == "inpaint":  # an inpainting UNet draws from scratch with a full mask, as A1111 does
+            from PIL import Image
+
+            size = (p.width or self.native_size, p.height or self.native_size)
+            blank = Image.new("RGB", size, (127, 127, 127))
+            return self._run("inpaint", p.replace(strength=1.0, mask_blur=0), image=blank,
+                             mask=Image.new("L", size, 255), refiner=refiner, on_step=on_step, label="txt2img")
+        return self._run("txt2img", p, refiner=refiner, on_step=on_step)
+
+    def img2img(self, image, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
+        """Redraw `image` (PIL) starting `strength` of the way into the schedule."""
+        p = self.params(params, prompt, **overrides)
+        return self._run("img2img", p, image=image, refiner=refiner, on_step=on_step)
+
+    def inpaint(self, image, mask, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
+        """Redraw the white part of `mask` (PIL "L", same size as `image`); the rest keeps the original pixels."""
+        p = self.params(params, prompt, **overrides)
+        return self._run("inpaint", p, image=image, mask=mask, refiner=refiner, on_step=on_step)
+
+    def outpaint(self, image, prompt=None, params=None, *, left=0, right=0, top=0, bottom=0, on_step=None,
+                 **overrides):
+        """Extend `image` by the given margins (pixels, multiples of 8) and paint the new area."""
+        from .images import extend_canvas
+
+        canvas, mask = extend_canvas(image, left=left, right=right, top=top, bottom=bottom)
+        overrides.setdefault("strength", 1.0)
+        p = self.params(params, prompt, **overrides)
+        return self._run("inpaint", p.replace(width=None, height=None), image=canvas, mask=mask,
+                         on_step=on_step, label="outpaint")
+
+    # ---- the one generation path -----------------------------------------------------------------------
+    def _run(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None):
+        from . import images as im
+        from .noise import effective_mode, resolve_seed, warn_fallback
+
+        start = perf_counter()
+        timings, notes = {}, []
+        noise_mode, note = effective_mode(p.noise)
+        warn_fallback(note)
+        notes += [note] if note else []
+        if image is not None:
+            image = im.to_rgb(image)
+            width, height, note = im.target_size(image, p.width, p.height, self.vae_scale)
+            notes += [note] if note else []
+        else:
+            width, height = p.width or self.native_size, p.height or self.native_size
+        p = p.replace(seed=resolve_seed(p.seed), noise=noise_mode, width=width, height=height,
+                      model=p.model or self.name)
+        pipe = self.pipeline(mode)
+        crop = None
+        if mask is not None:
+            mask = im.blur(pipe, im.check_mask(mask, image), p.mask_blur)
+            crop = im.crop_region(pipe, mask, p) if p.only_masked else None
+
+        pipe.scheduler = self._scheduler(p)
+        t = perf_counter()
+        embeds = self._encode(pipe, p)
+        timings["text"] = perf_counter() - t
+
+        t = perf_counter()
+        call = self._call_kwargs(mode, pipe, p, image, mask, crop)
+        if refiner is not None:
+            call["denoising_end"] = p.switch_at
+        if on_step is not None:
+            call["callback_on_step_end"] = step_callback(on_step)
+        latents = pipe(**call, **embeds, num_inference_steps=p.steps, guidance_scale=p.cfg,
+                       num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
+        timings["denoise"] = perf_counter() - t
+
+        stages = {"base": self.name or self.family}
+        if refiner is not None:
+            t = perf_counter()
+            latents = refiner._refine(latents, p)
+            timings["refiner"] = perf_counter() - t
+            stages["refiner"] = refiner.name or refiner.family
+
+        t = perf_counter()
+        images = self._decode(pipe, latents)
+        if mask is not None:
+            images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
+        timings["decode"] = perf_counter() - t
+        timings["total"] = perf_counter() - start
+
+        from .noise import batch_seeds
+        from .result import Result
+
+        model = {"name": self.name, "family": self.family, "hash": self.model_hash}
+        if refiner is not None:
+            model["refiner"] = refiner.name or refiner.family
+        return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise),
+                      mode=label or mode, timings=timings, notes=notes, model=model, stages=stages)
+
+    def _scheduler(self, p: Params):
+        from .samplers import make_scheduler
+
+        return make_scheduler(p.sampler, p.schedule, self.scheduler_config, eta=p.eta)
+
+    def _eta(self, pipe, p: Params) -> dict:
+        return {"eta": p.eta} if p.eta is not None else {}
+
+    def _encode(self, pipe, p: Params, batch_size: int | None = None) -> dict:
+        """Prompt embeddings for the pipeline (positive, negative, and SDXL's pooled ones), repeated per image."""
+        import torch
+
+        n = batch_size or p.batch_size
+        if self.layout == "sd" and p.clip_skip > 1:
+            return self._encode_skipping(p, n)
+        clip_skip = p.clip_skip - 1 or None  # A1111 "Clip skip: 2" is diffusers' clip_skip=1
+        with torch.no_grad():
+            out = pipe.encode_prompt(prompt=p.prompt, device=pipe._execution_device, num_images_per_prompt=n,
+                                     do_classifier_free_guidance=p.cfg > 1, negative_prompt=p.negative_prompt,
+                                     clip_skip=clip_skip)
+        names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
+        return dict(zip(names, out))
+
+    def _encode_skipping(self, p: Params, n: int) -> dict:
+        """SD-layout embeddings with A1111's clip skip: the hidden state `clip_skip` layers from the end, then the
+        final layer norm. (diffusers 0.42's own path reaches for `text_model`, which transformers >= 5.6 removed.)"""
+        import torch
+
+        tok, encoder = self.components["tokenizer"], self.components["text_encoder"]
+        final_norm = getattr(encoder, "text_model", encoder).final_layer_norm
+
+        def embed(text):
+            ids = tok(text, padding="max_length", max_length=tok.model_max_length, truncation=True,
+                      return_tensors="pt").input_ids.to(encoder.device)  # (1, 77)
+            with torch.no_grad():
+                hidden = encoder(ids, output_hidden_states=True).hidden_states[-p.clip_skip]
+                return final_norm(hidden).repeat(n, 1, 1)  # (n, 77, width)
+
+        out = {"prompt_embeds": embed(p.prompt)}
+        if p.cfg > 1:
+            out["negative_prompt_embeds"] = embed(p.negative_prompt)
+        return out
+
+    def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
+        """The mode-specific pipeline arguments: initial noise, init image latents, mask."""
+        from .noise import generators, initial_noise
+
+        h, w = p.height // self.vae_scale, p.width // self.vae_scale
+        latent_shape = (self.components["vae"].config.latent_channels, h, w)
+        device, dtype = pipe._execution_device, self.components["unet"].dtype
+        if mode == "txt2img":
+            latents = initial_noise(p.seed, p.batch_size, latent_shape, p.noise).to(device, dtype)  # (B, 4, h, w)
+            return {"latents": latents, "width": p.width, "height": p.height}
+        gens = generators(p.seed, p.batch_size, p.noise)
+        if mode == "img2img":
+            init = self._encode_image(pipe, image, p).repeat(p.batch_size, 1, 1, 1)  # (B, 4, h, w)
+            return {"image": init, "strength": p.strength, "generator": gens}
+        if crop is not None:  # "only masked": work on the region around the mask at the full resolution
+            image, mask = image.crop(crop), mask.crop(crop)
+        call = {"image": image, "mask_image": mask, "strength": p.strength, "generator": gens,
+                "width": p.width, "height": p.height}
+        if p.strength == 1.0:
+            # from scratch: labkit's own float32 noise, exactly as in txt2img
+            call["latents"] = initial_noise(p.seed, p.batch_size, latent_shape, p.noise).to(device, dtype)
+        return call
+
+    def _encode_image(self, pipe, image, p: Params):
+        """VAE latents (mean, scaled) of `image` resized to the target size: deterministic, no noise drawn."""
+        import torch
+
+        vae = self.components["vae"]
+        x = pipe.image_processor.preprocess(image, height=p.height, width=p.width)  # (1, 3, H, W) in [-1, 1]
+        with torch.no_grad():
+            latents = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
+        return latents * vae.config.scaling_factor
+
+    def _decode(self, pipe, latents) -> list:
+        """PIL images from latents; a float16 VAE that overflows (SDXL's does) is retried in float32."""
+        import torch
+
+        vae = self.components["vae"]
+        scaled = latents / vae.config.scaling_factor
+        with torch.no_grad():
+            x = vae.decode(scaled.to(vae.dtype)).sample
+            if vae.dtype == torch.float16 and not torch.isfinite(x).all():
+                x = vae.to(torch.float32).decode(scaled.float()).sample
+                vae.to(torch.float16)
+        return pipe.image_processor.postprocess(x.float(), output_type="pil")
+
+    # ---- refiner ---------------------------------------------------------------------------------------
+    def _check_refiner(self, refiner: "Lab") -> None:
+        fits = REFINER_FITS.get(self.family, ())
+        if refiner.family not in fits:
+            hint = f"a {' or '.join(fits)} model" if fits else "none: only SDXL-layout bases hand off to a refiner"
+            raise BadInput(f"Refiner {refiner.name or refiner.family!r} ({refiner.family}) does not fit a "
+                           f"{self.family} base: its UNet works on another latent space or conditioning. "
+                           f"Fitting refiner: {hint}.")
+
+    def _refine(self, latents, p: Params):
+        """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
+        pipe = self.pipeline("img2img")
+        pipe.scheduler = self._scheduler(p)
+        embeds = self._encode(pipe, p)
+        return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps, guidance_scale=p.cfg,
+                    num_images_per_prompt=1, output_type="latent", **embeds, **self._eta(pipe, p)).images
+
+    # ---- components ------------------------------------------------------------------------------------
+    def save_single_file(self, path, overwrite: bool = False):
+        """Write this model as an A1111/ComfyUI-layout single .safetensors file."""
+        from .export import save_single_file
+
+        layout = {"sd": "sd2" if self.family == "sd2" else "sd1", "xl": "sdxl", "refiner": "sdxl-refiner"}[self.layout]
+        return save_single_file(self.components, layout, path, metadata={"labkit.family": self.family},
+                                overwrite=overwrite)
+
+    def load_embedding(self, path, token: str):
+        """Load a textual-inversion embedding (A1111 `emb_params`, or SDXL `clip_l`/`clip_g`) as `token`."""
+        from .embeddings import load_embedding
+
+        return load_embedding(self, path, token)
+
+
+def step_callback(on_step):
+    """Adapt `on_step(step, total, latents) -> False to stop` to diffusers' callback_on_step_end."""
+
+    def callback(pipe, step, timestep, tensors):
+        if on_step(step, pipe.num_timesteps, tensors["latents"]) is False:
+            pipe._interrupt = True
+        return tensors
+
+    return callback

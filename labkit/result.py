@@ -1,0 +1,48 @@
+"""Result: the pictures of one run together with their full recipe."""
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .params import Params
+
+
+@dataclass
+class Result:
+    """Images, the exact `Params` that made them (seed and size resolved), and per-stage timings in seconds."""
+
+    images: list
+    params: Params
+    seeds: list[int]
+    mode: str = "txt2img"
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    model: dict = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def image(self):
+        """The first image of the batch."""
+        return self.images[0]
+
+    @property
+    def seed(self) -> int:
+        return self.seeds[0]
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.image.save(buf, format="PNG")
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        w, h = self.image.size
+        t = self.timings.get("total")
+        took = f", {t:.2f} s" if t is not None else ""
+        return f"<Result {self.mode} {len(self.images)}x{w}x{h} seed={self.seed}{took}: {self.params.prompt[:40]!r}>"
+
+    def save(self, path, overwrite: bool = False) -> Path:
+        """Write the first image as PNG with its recipe (A1111 `parameters` text + labkit JSON); never overwrites
+        an existing file unless `overwrite=True`."""
+        from .metadata import save_image
+
+        return save_image(self.image, path, self.params, model=self.model, mode=self.mode, overwrite=overwrite)

@@ -1,0 +1,1 @@
+"""The embedded toy model family: its synthetic world, tokenizer, training, evaluation and shipped weights."""
