@@ -228,7 +228,8 @@ class Lab:
         clip_skip = p.clip_skip - 1 or None  # A1111 "Clip skip: 2" is diffusers' clip_skip=1
         with torch.no_grad():
             out = pipe.encode_prompt(prompt=p.prompt, device=pipe._execution_device, num_images_per_prompt=n,
-                                     do_classifier_free_guidance=p.cfg > 1, negative_prompt=p.negative_prompt,
+                                     do_classifier_free_guidance=p.cfg > 1,
+                                     negative_prompt=p.negative_prompt or None,  # SDXL: empty -> zeros, as A1111
                                      clip_skip=clip_skip)
         names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
         return dict(zip(names, out))

@@ -60,16 +60,20 @@ def test_comfy_noise_batch_shares_one_stream(sd_lab):
     assert np.abs(px(batch.images[1]) - px(sd_lab.txt2img("x", seed=6, **FAST).image)).mean() > 1
 
 
-def test_equals_plain_diffusers_call(sd_lab):
-    """labkit adds no hidden changes: the stock pipeline with the same scheduler and noise draws the same picture."""
+@pytest.mark.parametrize("fixture, negative", [("sd_lab", "blurry"), ("sd_lab", ""), ("xl_lab", "blurry"),
+                                               ("xl_lab", "")])
+def test_equals_plain_diffusers_call(request, fixture, negative):
+    """labkit adds no hidden changes: the stock pipeline with the same scheduler and noise draws the same picture
+    (for SDXL an empty negative prompt means zero embeddings, as in diffusers' default and A1111)."""
     from labkit import samplers
 
-    r = sd_lab.txt2img("a red circle", negative_prompt="blurry", seed=11, cfg=5.0, **FAST)
-    pipe = sd_lab.pipe
+    lab = request.getfixturevalue(fixture)
+    r = lab.txt2img("a red circle", negative_prompt=negative, seed=11, cfg=5.0, **FAST)
+    pipe = lab.pipe
     cls, flags = samplers.resolve("Euler")
-    pipe.scheduler = cls.from_config(sd_lab.scheduler_config, **flags)
+    pipe.scheduler = cls.from_config(lab.scheduler_config, **flags)
     latents = initial_noise(11, 1, (4, 8, 8), "a1111-cpu")
-    plain = pipe("a red circle", negative_prompt="blurry", num_inference_steps=4, guidance_scale=5.0,
+    plain = pipe("a red circle", negative_prompt=negative or None, num_inference_steps=4, guidance_scale=5.0,
                  latents=latents).images[0]
     assert np.array_equal(px(plain), px(r.image))
 

@@ -13,6 +13,10 @@ import torch
 from labkit import samplers
 from labkit.errors import BadInput
 
+# diffusers 0.42 runs numpy functions on torch tensors, which numpy 2 flags (__array__, __array_wrap__) on every
+# call: tens of thousands of warnings about diffusers, none about labkit
+pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
+
 # Stable Diffusion 1.5's scheduler_config.json
 SD1_CONFIG = {
     "_class_name": "PNDMScheduler",

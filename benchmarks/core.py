@@ -1,0 +1,119 @@
+"""labkit vs a plain diffusers pipeline call on the same components, scheduler, noise and prompt, in one run;
+plus `import labkit` time. Writes benchmarks/results.md (section "core") and benchmarks/core.json.
+
+    .venv/bin/python benchmarks/core.py [--repeats 15]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+PROMPT = "a red circle on a white background"
+
+
+def lab_for(family: str):
+    """The trained embedded model when shipped, else the same architecture with random weights."""
+    import labkit
+    from labkit.lab import Lab
+    from labkit.toy.build import fresh_components
+
+    name = {"toy": "toy", "toy-xl": "toy-xl"}[family]
+    if name in labkit.models():
+        return labkit.open(name), "trained"
+    return Lab(fresh_components(family), family, name=f"random-{family}"), "random weights"
+
+
+def plain_call(lab, steps: int, cfg: float, seed: int):
+    """What a diffusers user writes: the stock pipeline, the same scheduler class/flags, noise passed in."""
+    from labkit import samplers
+    from labkit.noise import initial_noise
+
+    pipe = lab.pipe
+    cls, flags = samplers.resolve("Euler")
+    pipe.scheduler = cls.from_config(lab.scheduler_config, **flags)
+    latents = initial_noise(seed, 1, (4, 8, 8), "a1111-cpu")
+    return pipe(PROMPT, num_inference_steps=steps, guidance_scale=cfg, latents=latents).images[0]
+
+
+def timed(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def compare(family: str, repeats: int, steps: int = 20, cfg: float = 5.0) -> dict:
+    lab, weights = lab_for(family)
+    run_lab = lambda: lab.txt2img(PROMPT, steps=steps, cfg=cfg, sampler="Euler", seed=1)  # noqa: E731
+    run_plain = lambda: plain_call(lab, steps, cfg, 1)  # noqa: E731
+    for _ in range(3):  # warm up both paths
+        run_lab(), run_plain()
+    lab_times, plain_times = [], []
+    for _ in range(repeats):  # interleaved so drifts in machine load hit both alike
+        lab_times += timed(run_lab, 1)
+        plain_times += timed(run_plain, 1)
+    same = list(run_lab().image.getdata()) == list(run_plain().getdata())
+    lab_med, plain_med = statistics.median(lab_times), statistics.median(plain_times)
+    return {"family": family, "weights": weights, "steps": steps, "cfg": cfg, "repeats": repeats,
+            "labkit_s": round(lab_med, 4), "diffusers_s": round(plain_med, 4), "ratio": round(lab_med / plain_med, 3),
+            "same_pixels": same}
+
+
+def import_time(repeats: int = 7) -> float:
+    code = "import time; t = time.perf_counter(); import labkit; print(time.perf_counter() - t)"
+    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+            for _ in range(repeats)]
+    return round(statistics.median(runs), 4)
+
+
+def write(results: dict) -> None:
+    (HERE / "core.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["## core (benchmarks/core.py)", "",
+             f"{results['when']} · {results['machine']} · torch {results['torch']} · diffusers {results['diffusers']}",
+             "", "| model | weights | steps | labkit s | plain diffusers s | ratio (target ≤ 1.03) | same pixels |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results["generation"]:
+        lines.append(f"| {r['family']} | {r['weights']} | {r['steps']} | {r['labkit_s']} | {r['diffusers_s']} | "
+                     f"**{r['ratio']}** | {r['same_pixels']} |")
+    lines += ["", f"`import labkit`: **{results['import_s']} s** (target ≤ 0.3 s), median of 7 fresh interpreters.", ""]
+    update_section(HERE / "results.md", "core", "\n".join(lines))
+
+
+def update_section(path: Path, name: str, text: str) -> None:
+    """Replace the `## name` section of a markdown results file (other sections are kept)."""
+    sections = {}
+    if path.exists():
+        for chunk in path.read_text().split("\n## ")[1:]:
+            sections[chunk.split(" ", 1)[0].split("\n", 1)[0]] = "## " + chunk.rstrip() + "\n"
+    sections[name] = text.rstrip() + "\n"
+    header = "# Benchmark results\n\nEach section is written by the script it names; rerun it to refresh.\n\n"
+    path.write_text(header + "\n".join(sections[k] for k in sorted(sections)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import diffusers
+    import torch
+
+    results = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+               "torch": torch.__version__, "diffusers": diffusers.__version__,
+               "generation": [compare("toy", args.repeats), compare("toy-xl", args.repeats)],
+               "import_s": import_time()}
+    write(results)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
