@@ -20,10 +20,13 @@ def models() -> list[str]:
     return registry.available()
 
 
-def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pickle: bool = False):
+def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pickle: bool = False,
+         prediction: str | None = None):
     """Open a model as a `Lab`: an embedded model name ("toy"), a single-file checkpoint, or a diffusers folder.
 
-    Nothing is downloaded: configs and tokenizers ship with labkit. `vae=` swaps in another VAE (file or
+    `prediction="v_prediction"` or `"epsilon"` overrides what the file's header tells (SD 2.x 768-v files often do
+    not say; they then run as epsilon models and draw washed-out gray). Nothing is downloaded: configs and
+    tokenizers ship with labkit. `vae=` swaps in another VAE (file or
     folder). Pickled checkpoints need `allow_pickle=True` (then read with `torch.load(weights_only=True)`).
     """
     from .lab import Lab
@@ -35,7 +38,9 @@ def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pi
         file_hash = None
     else:
         family, variant = info["family"], info["variant"]
-        components = components_from_ldm(state_dict, family, info["prediction"], torch_dtype)
+        if prediction not in (None, "epsilon", "v_prediction"):
+            raise BadInput(f"prediction={prediction!r}: use 'epsilon' or 'v_prediction'.")
+        components = components_from_ldm(state_dict, family, prediction or info["prediction"], torch_dtype)
         file_hash = info.get("hash")
     if vae is not None:
         components["vae"] = load_vae(vae, family, torch_dtype)

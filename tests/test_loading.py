@@ -180,3 +180,11 @@ def test_save_single_file_never_overwrites(sd_lab, sd_file):
     with pytest.raises(BadInput, match="overwrite=True"):
         sd_lab.save_single_file(sd_file)
     assert sd_file.read_bytes() == before
+
+
+def test_prediction_override(sd_file):
+    lab = labkit.open(sd_file, prediction="v_prediction")
+    assert lab.components["scheduler"].config.prediction_type == "v_prediction"
+    assert labkit.open(sd_file).components["scheduler"].config.prediction_type == "epsilon"
+    with pytest.raises(BadInput, match="v_prediction"):
+        labkit.open(sd_file, prediction="x0")

@@ -1,9 +1,9 @@
-"""A classical judge of prompt adherence for pictures of the toy world, written independently of its generator.
+"""A classical judge of prompt adherence for the toy pictures of shapes, written independently of their generator.
 
 `judge(image)` reads a picture the way a person would: the background is the color of the border, the object is
 what differs from it, its color is that of its most saturated pixels, its shape comes from a few geometric
-features of its filled silhouette, and its style from whether it is hollow or banded. It knows the world only
-through its own copy of the palette numbers, so a bug in the drawing code cannot hide in the judge.
+features of its filled silhouette, and its style from whether it is hollow or banded. It shares no code with the
+drawing side, only its own copy of the palette numbers, so a bug in the drawing code cannot hide in the judge.
 Pure numpy; works at any square size and tolerates soft edges, small color shifts and stray pixels.
 """
 
@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass
 from types import MappingProxyType
 
 import numpy as np
+from PIL import Image
+
+from ..errors import BadInput
 
 # The palette (RGB), the judge's own copy: a test checks it against the generator's.
 COLORS = MappingProxyType({
@@ -27,25 +30,28 @@ BACKGROUNDS = MappingProxyType({
     "gray": (128, 128, 128),
 })
 
-# Shape prototypes in feature space: (extent, solidity, top width, bottom share) of the ideal figures.
+# The ideal figures' silhouette features (extent, solidity, top width, bottom share), star with inner radius 0.45:
 #   extent = area / bounding-box area; solidity = area / convex-hull area;
 #   top width = widest row in the top fifth / box width; bottom share = share of the area in the lower half.
 SHAPES = MappingProxyType({
     "circle": (np.pi / 4, 1.0, 0.8, 0.5),
     "square": (1.0, 1.0, 1.0, 0.5),
     "triangle": (0.5, 1.0, 0.2, 0.75),
-    "star": (0.38, 0.56, 0.15, 0.55),
+    "star": (0.385, 0.557, 0.158, 0.555),
 })
-# Area of each ideal figure / its size squared (size: the side of the box it is drawn in; the star's
-# inner radius is 0.45 of the outer). Two objects are compared by the size their area implies.
+FEATURE_WEIGHTS = (1.0, 1.0, 1.0, 2.0)   # bottom share spans a narrower range but survives blur best
+# Area of each ideal figure / the side of the box it is drawn in, squared: two objects are compared by the size
+# their area implies for their shape (a star fills a third of its box, a square all of it).
 FILL = MappingProxyType({"circle": np.pi / 4, "square": 1.0, "triangle": 0.5, "star": 0.5625 * np.sin(np.pi / 5)})
 
-MASK_SHARE = 0.3          # ink: smoothed distance from the background above this share of the faintest color's
+INK_SHARE = 0.3           # ink: smoothed distance from the background above this share of the faintest color's
+OWN_SHARE = 0.35          # the main object: above this share of its own contrast (the p95 of its distances)
 MIN_AREA = 0.004          # components smaller than this share of the image are specks, not objects
 SATURATED = 0.8           # color pixels: distance from the background at least this share of the object's p95
-HOLLOW = 0.5              # outlined: the deep inside of the silhouette is less inked than this
-STRIPE_AMPLITUDE = 0.12   # striped: a row-profile wave at the stripe period at least this strong (contrast = 1)
+HOLLOW = 0.45             # outlined: the deep inside of the silhouette has less than 1 - HOLLOW of full ink
+STRIPE_AMPLITUDE = 0.09   # striped: a row-profile wave at the stripe period at least this strong (top row = 1)
 STRIPE_WIDTH = 3 / 64     # the stripe width as a share of the image side (3 px at 64x64)
+WORK_SIZE = 128           # larger pictures are box-filtered down to this side first (features are scale-free)
 
 
 @dataclass(frozen=True)
@@ -72,28 +78,30 @@ class Verdict:
 
 
 def judge(image) -> Verdict:
-    """Judge a picture (PIL image or (H, W, 3) array): background, main object's color, shape and style."""
+    """Judge a picture (PIL image or (H, W, 3) uint8 array): background, main object's color, shape, style."""
     rgb = _as_rgb(image)                                                   # (H, W, 3) float
     bg_rgb = np.median(_border(rgb), axis=0)                               # (3,)
     background = _nearest(bg_rgb, BACKGROUNDS)
-    distance = np.linalg.norm(rgb - bg_rgb, axis=2)                        # (H, W)
-    ink = np.linalg.norm(_smooth(rgb) - bg_rgb, axis=2) > MASK_SHARE * _faintest(bg_rgb)
-    objects = components(fill_holes(ink), MIN_AREA * ink.size)
+    distance = np.linalg.norm(rgb - bg_rgb, axis=2)                        # (H, W) raw: for color and style
+    smooth = np.linalg.norm(_smooth(rgb) - bg_rgb, axis=2)                 # (H, W) denoised: for silhouettes
+    min_area = MIN_AREA * distance.size
+    objects = components(fill_holes(smooth > INK_SHARE * _faintest(bg_rgb)), min_area)
     if not objects:
         return Verdict(background, None, None, None, objects=0, object_fraction=0.0)
-    shapes = [_nearest_shape(shape_features(m)) for m in objects]
-    sizes = [np.sqrt(m.sum() / FILL[shape]) for m, shape in zip(objects, shapes)]
-    main, shape = objects[int(np.argmax(sizes))], shapes[int(np.argmax(sizes))]
-    contrast = np.percentile(distance[main & ink], 95)
-    color, color_error = _color(rgb[main & ink], distance[main & ink], contrast, bg_rgb)
-    features = shape_features(main)
-    deep = depth(main)
-    hollowness = _hollowness(deep, distance, contrast)
-    stripes = _stripes(deep, distance, rgb.shape[0])
+    main, _ = _largest(objects)
+    # second look at the main object alone, at its own contrast: splits off a neighbour its soft edge touched
+    own = main & (smooth > OWN_SHARE * np.percentile(smooth[main], 95))
+    parts = components(fill_holes(own), min_area) or [main]
+    main, shape = _largest(parts)
+    ink = main & own                                                       # painted pixels (not the holes)
+    contrast = np.percentile(distance[ink], 95)
+    color, color_error = _color(rgb[ink], distance[ink], contrast, bg_rgb)
+    depths = depth(main)
+    hollowness, stripes = _hollowness(depths, distance, contrast), _stripes(depths, distance, rgb.shape[0])
     style = "outlined" if hollowness > HOLLOW else "striped" if stripes > STRIPE_AMPLITUDE else "plain"
-    return Verdict(background, color, shape, style, objects=len(objects),
+    return Verdict(background, color, shape, style, objects=len(objects) + len(parts) - 1,
                    object_fraction=float(main.mean()), hollowness=hollowness, stripes=stripes,
-                   color_error=color_error, **features)
+                   color_error=color_error, **shape_features(main))
 
 
 def score(image, wanted: dict) -> dict[str, bool]:
@@ -114,12 +122,18 @@ def compare(verdict: Verdict, wanted: dict) -> dict[str, bool]:
 # ---- pixels ------------------------------------------------------------------------------------------------
 
 def _as_rgb(image) -> np.ndarray:
-    if hasattr(image, "convert"):
-        image = image.convert("RGB")
-    rgb = np.asarray(image, dtype=np.float64)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"judge() wants an RGB picture, got an array of shape {rgb.shape}.")
-    return rgb
+    """The picture as a float (H, W, 3) array, box-filtered down to WORK_SIZE if it is larger."""
+    if not isinstance(image, Image.Image):
+        array = np.asarray(image)
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise BadInput(f"judge() wants an RGB picture, got an array of shape {array.shape}; pass a PIL image "
+                           f"or an (H, W, 3) uint8 array.")
+        image = Image.fromarray(array.astype(np.uint8), "RGB")
+    image = image.convert("RGB")
+    scale = WORK_SIZE / max(image.size)
+    if scale < 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BOX)
+    return np.asarray(image, dtype=np.float64)
 
 
 def _border(rgb) -> np.ndarray:
@@ -184,17 +198,36 @@ def label(mask) -> np.ndarray:
 
 
 def fill_holes(mask) -> np.ndarray:
-    """The mask with every enclosed gap filled (background not connected to the image border)."""
-    gaps = label(~mask)
-    reached = np.unique(np.concatenate([gaps[0], gaps[-1], gaps[:, 0], gaps[:, -1]]))
-    return mask | ((gaps >= 0) & ~np.isin(gaps, reached))
+    """The mask with every enclosed gap filled (background that cannot reach the mask's bounding box's edge)."""
+    filled = mask.copy()
+    if mask.any():
+        box = _crop(mask)
+        gaps = label(~np.pad(mask[box], 1))  # the padding joins all open background into the component of pixel 0
+        filled[box] |= (gaps > 0)[1:-1, 1:-1]
+    return filled
+
+
+def _largest(objects):
+    """(mask, shape) of the largest object, by the size its area implies for its shape."""
+    shapes = [_nearest_shape(shape_features(m)) for m in objects]
+    sizes = [m.sum() / FILL[shape] for m, shape in zip(objects, shapes)]
+    best = int(np.argmax(sizes))
+    return objects[best], shapes[best]
 
 
 def components(mask, min_area) -> list:
     """Boolean masks of the mask's connected components of at least `min_area` pixels."""
-    labels = label(mask)
-    ids, areas = np.unique(labels[mask], return_counts=True)
-    return [labels == i for i in ids[areas >= min_area]]
+    if not mask.any():
+        return []
+    box = _crop(mask)
+    labels = label(mask[box])
+    ids, areas = np.unique(labels[labels >= 0], return_counts=True)
+    found = []
+    for i in ids[areas >= min_area]:
+        part = np.zeros_like(mask)
+        part[box] = labels == i
+        found.append(part)
+    return found
 
 
 def _crop(mask, pad=0):
@@ -230,8 +263,7 @@ def shape_features(silhouette) -> dict:
         "solidity": float(area / hull_area(box)),
         "aspect": float(w / h),
         "top_width": float(widths[: max(1, round(h / 5))].max() / w),
-        "bottom_share": float(widths[h // 2:].sum() / area) if h % 2 == 0 else
-        float((widths[h // 2 + 1:].sum() + widths[h // 2] / 2) / area),
+        "bottom_share": float(widths @ np.clip(np.arange(h) + 1 - h / 2, 0, 1) / area),  # row i's share below h/2
     }
 
 
@@ -263,7 +295,7 @@ def _cross(o, a, b):
 def _nearest_shape(features) -> str:
     """The shape whose prototype (extent, solidity, top width, bottom share) is nearest."""
     v = np.array([features[k] for k in ("extent", "solidity", "top_width", "bottom_share")])
-    return min(SHAPES, key=lambda s: float(np.linalg.norm(v - SHAPES[s])))
+    return min(SHAPES, key=lambda s: float(np.linalg.norm((v - SHAPES[s]) * FEATURE_WEIGHTS)))
 
 
 # ---- style -------------------------------------------------------------------------------------------------
@@ -272,6 +304,8 @@ def _hollowness(depths, distance, contrast) -> float:
     """1 - the ink of the silhouette's deep inside (pixels deeper than 60% of the deepest), where the object's
     own color counts 1 and the background 0. `depths`: the silhouette's depth map (0 outside)."""
     deep = depths >= max(1.5, 0.6 * depths.max())
+    if not deep.any():  # too thin to have an inside
+        return 0.0
     return float(1 - np.clip(distance[deep] / contrast, 0, 1).mean())
 
 

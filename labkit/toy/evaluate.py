@@ -1,0 +1,208 @@
+"""Prompt adherence of a text-to-image model on the toy world: generate every evaluation prompt with a few seeds,
+judge each picture with the classical judge, and report how often color, shape, background and style are right.
+
+    python -m labkit.toy.evaluate toy --out benchmarks/toy_scores.json --seeds 3
+"""
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from time import perf_counter
+
+from ..errors import BadInput
+from .judge import compare, judge
+from .world import STYLES, parse_prompt
+from .world import prompt_set as world_prompt_set
+
+ATTRIBUTES = ("color", "shape", "background", "style")
+
+
+def prompt_set(n_per=1, seed=0, style=None) -> list[str]:
+    """The evaluation prompts: every shape x color x background combination (72), canonical caption first."""
+    return world_prompt_set(n_per=n_per, seed=seed, style=style)
+
+
+def wanted(prompt: str) -> dict:
+    """What a prompt asks of the main object: {shape, color, background, style}; "plain" when no style word.
+    Attributes the prompt does not name are None (and not scored)."""
+    asked = parse_prompt(prompt)
+    return {"shape": asked["shape"], "color": asked["color"], "background": asked["background"],
+            "style": asked["style"] or "plain"}
+
+
+def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, sampler="DPM++ 2M", refiner=None,
+             style=None, out=None) -> dict:
+    """Generate each prompt x seed, judge every picture, and return the scores.
+
+    `name_or_lab`: an embedded model name (opened with `labkit.open`) or a `Lab`. `prompts`: defaults to
+    `prompt_set(style=style)` (`style` only picks that default set). `refiner`: a Lab or model name, passed to
+    txt2img. `out`: a JSON results file; the scores (without the failure list) are merged into it under
+    `result_key(...)`, other entries kept.
+
+    Returns {"model", "color", "shape", "background", "style" (accuracies, None where never asked), "overall"
+    (share of pictures with every asked attribute right), "count", "seconds", "settings", "failures"}; each
+    failure is {"prompt", "seed", "wrong", "wanted", "verdict"}.
+    """
+    if prompts is not None and style is not None:
+        raise BadInput("evaluate(style=...) picks the default prompt set; with your own `prompts`, write the "
+                       "style word into them instead.")
+    lab, refiner = _open(name_or_lab), _open(refiner) if refiner is not None else None
+    prompts = list(prompt_set(style=style) if prompts is None else prompts)
+    settings = {"seeds": list(seeds), "steps": steps, "cfg": cfg, "sampler": sampler,
+                "refiner": _model_name(refiner, None) if refiner is not None else None, "style": style}
+    start = perf_counter()
+    records = []
+    for prompt in prompts:
+        asked = wanted(prompt)
+        for seed, image in _generate(lab, prompt, seeds, steps=steps, cfg=cfg, sampler=sampler, refiner=refiner):
+            verdict = judge(image)
+            records.append((prompt, seed, asked, verdict, compare(verdict, asked)))
+    scores = {"model": _model_name(lab, name_or_lab), **summarize(records),
+              "seconds": round(perf_counter() - start, 2), "settings": settings,
+              "failures": [_failure(*r) for r in records if not all(r[4].values())]}
+    if out is not None:
+        merge_results(out, result_key(scores["model"], settings["refiner"], style), scores)
+    return scores
+
+
+def summarize(records) -> dict:
+    """Per-attribute accuracy, overall accuracy and count from (prompt, seed, wanted, verdict, checks) records."""
+    checks = [r[4] for r in records]
+    accuracy = {}
+    for attribute in ATTRIBUTES:
+        asked = [c[attribute] for c in checks if attribute in c]
+        accuracy[attribute] = round(sum(asked) / len(asked), 4) if asked else None
+    overall = round(sum(all(c.values()) for c in checks) / len(checks), 4) if checks else None
+    return {**accuracy, "overall": overall, "count": len(checks)}
+
+
+def result_key(model: str, refiner: str | None = None, style: str | None = None) -> str:
+    """The results-file key: "toy", "toy-xl+toy-xl-refiner", "toy (outlined)"."""
+    key = f"{model}+{refiner}" if refiner else model
+    return f"{key} ({style})" if style else key
+
+
+def merge_results(path, key: str, scores: dict) -> dict:
+    """Write `scores` (less the failure list) under `key` in the JSON file at `path`, keeping its other keys;
+    written to a temporary file then renamed, so a crash never leaves half a file. Returns the whole table."""
+    path = Path(path)
+    table = json.loads(path.read_text()) if path.exists() else {}
+    table[key] = {k: v for k, v in scores.items() if k != "failures"} | {"failed": len(scores.get("failures", []))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(table, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return table
+
+
+def format_scores(scores: dict) -> str:
+    """A small text table of the scores."""
+    s = scores["settings"]
+    lines = [f"{scores['model']}: {scores['count']} pictures in {scores['seconds']:.1f} s "
+             f"({s['steps']} steps, cfg {s['cfg']}, {s['sampler']}, seeds {s['seeds']})"]
+    for key in (*ATTRIBUTES, "overall"):
+        value = scores[key]
+        lines.append(f"  {key:<11} {'-' if value is None else f'{value:.3f}'}")
+    lines.append(f"  failures    {len(scores['failures'])}")
+    return "\n".join(lines)
+
+
+def sample_grid(name_or_lab, prompts, seed=0, columns=None, scale=2, **kw):
+    """A labelled contact sheet (PIL image): each prompt's picture for `seed`, enlarged `scale` times, with the
+    prompt written under it. `kw` goes to txt2img (steps, cfg, sampler...)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    lab = _open(name_or_lab)
+    images = [lab.txt2img(p, seed=seed, **kw).images[0].convert("RGB") for p in prompts]
+    font = ImageFont.load_default()
+    side = max(max(im.size) for im in images) * scale
+    captions = [_wrap(p, font, side - 4) for p in prompts]
+    line = font.getbbox("Ag")[3] + 2
+    cell_h = side + 4 + line * max(len(c) for c in captions)
+    columns = columns or min(len(images), 6)
+    rows = math.ceil(len(images) / columns)
+    sheet = Image.new("RGB", (columns * (side + 4), rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        x, y = (i % columns) * (side + 4) + 2, (i // columns) * cell_h
+        sheet.paste(image.resize((image.width * scale, image.height * scale), Image.NEAREST), (x, y + 2))
+        for k, text in enumerate(caption):
+            draw.text((x, y + side + 3 + k * line), text, fill="black", font=font)
+    return sheet
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+
+def _open(name_or_lab):
+    if isinstance(name_or_lab, (str, Path)):
+        import labkit
+
+        return labkit.open(str(name_or_lab))
+    return name_or_lab
+
+
+def _model_name(lab, given) -> str:
+    if isinstance(given, (str, Path)):
+        return str(given)
+    return getattr(lab, "name", "") or getattr(lab, "family", "") or "model"
+
+
+def _generate(lab, prompt, seeds, **kw):
+    """(seed, image) for each seed, one batched txt2img call per run of consecutive seeds
+    (image i of a batch gets seed s0 + i)."""
+    for run in _consecutive_runs(seeds):
+        result = lab.txt2img(prompt, seed=run[0], batch_size=len(run), **kw)
+        yield from zip(result.seeds, result.images)
+
+
+def _consecutive_runs(seeds) -> list[list[int]]:
+    """[0, 1, 2, 7, 8] -> [[0, 1, 2], [7, 8]]."""
+    runs = []
+    for seed in map(int, seeds):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return runs
+
+
+def _failure(prompt, seed, asked, verdict, checks) -> dict:
+    return {"prompt": prompt, "seed": int(seed), "wrong": [k for k, ok in checks.items() if not ok],
+            "wanted": asked, "verdict": verdict.as_dict()}
+
+
+def _wrap(text, font, width) -> list[str]:
+    """Words of `text` in lines no wider than `width` pixels in `font`."""
+    lines = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m labkit.toy.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="an embedded model name (labkit.models()) or a checkpoint path")
+    parser.add_argument("--out", help="JSON results file to merge the scores into")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per prompt (default 3)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=4.0)
+    parser.add_argument("--sampler", default="DPM++ 2M")
+    parser.add_argument("--style", choices=list(STYLES), help="evaluate the styled prompt set")
+    parser.add_argument("--refiner", help="a refiner model to hand the latents to")
+    args = parser.parse_args(argv)
+    scores = evaluate(args.model, seeds=range(args.seeds), steps=args.steps, cfg=args.cfg, sampler=args.sampler,
+                      refiner=args.refiner, style=args.style, out=args.out)
+    print(format_scores(scores))
+    return scores
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The classical judge reads toy-world pictures right without sharing code with the generator, and evaluate()
+turns a lab's pictures into adherence scores."""
+
+import json
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+import labkit
+from labkit.toy import evaluate as ev
+from labkit.toy import judge as jd
+from labkit.toy import world
+from labkit.toy.judge import Verdict, judge, score
+
+COMBOS = list(product(world.SHAPES, world.COLORS, world.BACKGROUNDS))
+STYLES = (None, "outlined", "striped")
+ATTRIBUTES = ("shape", "color", "background", "style")
+
+
+def degrade(image, rng, sigma=8.0, blur=0.7):
+    """A generated-looking copy: slightly soft (Gaussian blur), then grainy (Gaussian noise of `sigma` levels)."""
+    soft = np.asarray(image.filter(ImageFilter.GaussianBlur(blur)), float)
+    return Image.fromarray(np.clip(soft + rng.normal(0, sigma, soft.shape), 0, 255).round().astype(np.uint8))
+
+
+def truth(scene):
+    main = scene.objects[0]
+    return {"shape": main.shape, "color": main.color, "background": scene.background,
+            "style": main.style or "plain"}
+
+
+def combo_cases(seed, size, noisy=False, style_offset=0):
+    """(truth, verdict) for each of the 72 combos, main object 35-75% of the side at a random position; styles
+    cycle over the combos, so runs with style offsets 0, 1, 2 give every combo every style."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i, (shape, color, background) in enumerate(COMBOS):
+        style = STYLES[(i + style_offset) % 3]
+        scene = world.sample_scene(rng, style=style, allow_two=False, shape=shape, color=color,
+                                   background=background)
+        image = scene.render(size)
+        cases.append((truth(scene), judge(degrade(image, rng) if noisy else image)))
+    return cases
+
+
+def accuracy(cases, attribute, style=None):
+    hits = [getattr(v, attribute) == t[attribute] for t, v in cases if style is None or t["style"] == style]
+    return sum(hits) / len(hits)
+
+
+# ---- independence ------------------------------------------------------------------------------------------
+
+def test_judge_has_its_own_palette_equal_to_the_worlds():
+    assert dict(jd.COLORS) == dict(world.COLORS)
+    assert dict(jd.BACKGROUNDS) == dict(world.BACKGROUNDS)
+    assert set(jd.SHAPES) == set(world.SHAPES)
+
+
+def test_judge_imports_neither_the_world_nor_torch():
+    code = ("import sys, labkit.toy.judge; "
+            "print(sorted(m for m in sys.modules if m.startswith(('labkit.toy.world', 'torch', 'diffusers'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert "world" not in Path(jd.__file__).read_text()
+
+
+# ---- accuracy on the world's renders -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed,size,style_offset", [(0, 64, 0), (1, 64, 1), (2, 64, 2), (3, 128, 0)])
+def test_clean_renders_are_read_right(seed, size, style_offset):
+    cases = combo_cases(seed, size, style_offset=style_offset)
+    assert accuracy(cases, "color") == 1.0
+    assert accuracy(cases, "background") == 1.0
+    assert accuracy(cases, "shape") >= 0.97
+    for style in ("plain", "outlined", "striped"):
+        assert accuracy(cases, "style", style) >= 0.95, style
+
+
+@pytest.mark.parametrize("seed,style_offset", [(10, 0), (11, 1)])
+def test_noisy_soft_renders_are_still_read_right(seed, style_offset):
+    cases = combo_cases(seed, 64, noisy=True, style_offset=style_offset)
+    for attribute in ATTRIBUTES:
+        assert accuracy(cases, attribute) >= 0.95, attribute
+
+
+def test_two_object_scenes_report_the_main_object():
+    rng = np.random.default_rng(5)
+    cases = []
+    for i in range(60):
+        scene = world.sample_scene(rng, style=STYLES[i % 3], p_two=1.0)
+        image = scene.render(64)
+        cases.append((truth(scene), judge(degrade(image, rng) if i % 2 else image)))
+    for attribute in ATTRIBUTES:
+        assert accuracy(cases, attribute) >= 0.95, attribute
+    assert np.mean([v.objects == 2 for _, v in cases]) >= 0.95
+
+
+def test_a_small_square_beside_a_large_star_leaves_the_star_main():
+    # the square has more pixels, but the star is drawn in the larger box
+    scene = world.Scene((world.Obj("star", "blue", 0.3, 0.5, 0.45), world.Obj("square", "red", 0.78, 0.5, 0.3)),
+                        "gray")
+    v = judge(scene.render(64))
+    assert (v.shape, v.color, v.objects) == ("star", "blue", 2)
+
+
+def test_features_match_the_ideal_figures():
+    def features(shape):
+        return judge(world.Scene((world.Obj(shape, "green", size=0.8),), "black").render(128))
+
+    assert features("square").extent > 0.95
+    assert abs(features("circle").extent - np.pi / 4) < 0.03
+    assert features("triangle").bottom_share > 0.7 and features("triangle").top_width < 0.3
+    assert features("star").solidity < 0.65 and features("circle").solidity > 0.9
+    assert 0.05 < features("circle").object_fraction < 0.6
+
+
+def test_half_tones_do_not_flip_the_color():
+    # on white, red's half-tone (233, 143, 143) is nearer orange than red
+    scene = world.Scene((world.Obj("square", "red", size=0.7, style="striped"),), "white")
+    v = judge(scene.render(64))
+    assert (v.color, v.style) == ("red", "striped")
+
+
+def test_large_pictures_and_arrays_are_accepted():
+    scene = world.Scene((world.Obj("triangle", "yellow", 0.4, 0.6, 0.5, "outlined"),), "black")
+    big, array = judge(scene.render(256)), judge(np.asarray(scene.render(64)))
+    assert (big.shape, big.color, big.style) == (array.shape, array.color, array.style) == \
+           ("triangle", "yellow", "outlined")
+    with pytest.raises(labkit.BadInput, match="RGB"):
+        judge(np.zeros((8, 8)))
+
+
+# ---- nothing there, and scoring ----------------------------------------------------------------------------
+
+def test_blank_and_speck_pictures_have_no_object():
+    rng = np.random.default_rng(0)
+    grain = np.clip(128 + rng.normal(0, 8, (64, 64, 3)), 0, 255).astype(np.uint8)
+    speck = np.full((64, 64, 3), 15, np.uint8)
+    speck[30:33, 30:33] = (220, 40, 40)
+    for image, background in ((Image.new("RGB", (64, 64), (245, 245, 245)), "white"),
+                              (Image.fromarray(grain), "gray"), (Image.fromarray(speck), "black")):
+        v = judge(image)
+        assert (v.background, v.color, v.shape, v.style, v.objects) == (background, None, None, None, 0)
+        assert score(v, {"shape": "circle", "background": background}) == {"shape": False, "background": True}
+
+
+def test_score_checks_only_what_was_asked():
+    image = world.Scene((world.Obj("circle", "orange", size=0.6),), "gray").render(64)
+    assert score(image, {"shape": "circle", "color": "orange", "background": "gray", "style": "plain"}) == \
+           {"shape": True, "color": True, "background": True, "style": True}
+    assert score(image, {"shape": "star", "color": "orange", "background": None, "style": None}) == \
+           {"shape": False, "color": True}
+    assert score(image, {"style": "striped"}) == {"style": False}
+    assert score(judge(image), {"color": "red"}) == {"color": False}  # a Verdict is accepted too
+    assert isinstance(judge(image), Verdict) and judge(image).as_dict()["color"] == "orange"
+
+
+def test_labelling_and_hole_filling():
+    mask = np.zeros((9, 9), bool)
+    mask[1:4, 1:4] = True       # a block
+    mask[5:8, 5:8] = True       # a ring...
+    mask[6, 6] = False          # ...with a one-pixel hole
+    mask[4, 4] = True           # touches both only diagonally
+    labels = jd.label(mask)
+    assert len(np.unique(labels[mask])) == 3 and (labels[~mask] == -1).all()
+    filled = jd.fill_holes(mask)
+    assert filled[6, 6] and filled.sum() == mask.sum() + 1
+    assert jd.depth(filled)[6, 6] == pytest.approx(2.0)
+
+
+# ---- evaluate ----------------------------------------------------------------------------------------------
+
+class FakeLab:
+    """Stands in for a Lab: "generates" by drawing the parsed prompt with the world, softened and grainy.
+    `wrong_color=True` draws the next palette color instead of the one asked."""
+
+    name = "fake"
+
+    def __init__(self, wrong_color=False):
+        self.wrong_color = wrong_color
+        self.calls = []
+
+    def txt2img(self, prompt, seed=0, batch_size=1, steps=20, cfg=7.0, sampler="Euler", refiner=None):
+        self.calls.append({"prompt": prompt, "seed": seed, "batch_size": batch_size, "steps": steps,
+                           "refiner": refiner})
+        seeds = [seed + i for i in range(batch_size)]
+        return SimpleNamespace(images=[self.draw(prompt, s) for s in seeds], seeds=seeds)
+
+    def draw(self, prompt, seed):
+        asked = world.parse_prompt(prompt)
+        color = asked["color"]
+        if self.wrong_color:
+            names = list(world.COLORS)
+            color = names[(names.index(color) + 1) % len(names)]
+        rng = np.random.default_rng([seed, len(prompt)])
+        scene = world.sample_scene(rng, style=asked["style"], allow_two=False, shape=asked["shape"], color=color,
+                                   background=asked["background"])
+        return degrade(scene.render(64), rng)
+
+
+def few_prompts():
+    return (ev.prompt_set()[::4] + ev.prompt_set(style="outlined")[1::12]
+            + ev.prompt_set(style="striped")[2::12])
+
+
+def test_prompt_set_and_wanted():
+    prompts = ev.prompt_set()
+    assert len(prompts) == 72 and prompts[0] == "a red circle on a white background"
+    assert ev.wanted("a striped blue star on a gray background") == \
+           {"shape": "star", "color": "blue", "background": "gray", "style": "striped"}
+    assert ev.wanted("a red circle")["style"] == "plain" and ev.wanted("a red circle")["background"] is None
+
+
+def test_evaluate_scores_a_faithful_lab_high_and_batches_seeds():
+    lab, prompts = FakeLab(), few_prompts()
+    scores = ev.evaluate(lab, prompts=prompts, seeds=(0, 1), steps=3)
+    assert scores["count"] == 2 * len(prompts) == 2 * 30
+    for key in ("color", "shape", "background", "style", "overall"):
+        assert scores[key] >= 0.95, key
+    assert len(scores["failures"]) == round((1 - scores["overall"]) * scores["count"])
+    assert scores["model"] == "fake" and scores["seconds"] >= 0
+    assert all(c["seed"] == 0 and c["batch_size"] == 2 and c["steps"] == 3 for c in lab.calls)
+    assert [c["prompt"] for c in lab.calls] == prompts
+
+
+def test_evaluate_scores_a_wrong_color_lab_low():
+    scores = ev.evaluate(FakeLab(wrong_color=True), prompts=few_prompts(), seeds=(0,))
+    assert scores["color"] <= 0.3
+    assert scores["shape"] >= 0.95 and scores["overall"] <= 0.3
+    assert all("color" in f["wrong"] for f in scores["failures"])
+    failure = scores["failures"][0]
+    assert failure["verdict"]["color"] != failure["wanted"]["color"] and failure["seed"] == 0
+
+
+def test_non_consecutive_seeds_are_split_into_batches():
+    lab = FakeLab()
+    scores = ev.evaluate(lab, prompts=["a red square on a black background"], seeds=(0, 1, 5), refiner=lab)
+    assert [(c["seed"], c["batch_size"]) for c in lab.calls] == [(0, 2), (5, 1)]
+    assert all(c["refiner"] is lab for c in lab.calls)
+    assert scores["count"] == 3 and scores["settings"]["refiner"] == "fake"
+    with pytest.raises(labkit.BadInput, match="style"):
+        ev.evaluate(lab, prompts=["a red square"], style="outlined")
+
+
+def test_results_file_is_merged_not_clobbered(tmp_path):
+    path = tmp_path / "scores.json"
+    path.write_text(json.dumps({"other-model": {"color": 0.5}}))
+    prompts = ["a green triangle on a white background", "a blue circle on a gray background"]
+    ev.evaluate(FakeLab(), prompts=prompts, seeds=(0,), out=path)
+    ev.evaluate(FakeLab(wrong_color=True), prompts=prompts, seeds=(0, 1), out=path)  # same key: replaced
+    table = json.loads(path.read_text())
+    assert table["other-model"] == {"color": 0.5}
+    assert table["fake"]["count"] == 4 and table["fake"]["color"] == 0.0 and table["fake"]["failed"] == 4
+    assert "failures" not in table["fake"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]  # no temporary file left
+
+
+def test_evaluate_opens_a_model_by_name_and_the_cli_prints_a_table(monkeypatch, tmp_path, capsys):
+    opened, prompts = [], few_prompts()[:5]
+    monkeypatch.setattr(labkit, "open", lambda name: opened.append(name) or FakeLab())
+    monkeypatch.setattr(ev, "prompt_set", lambda style=None: prompts)
+    out = tmp_path / "scores.json"
+    scores = ev.main(["toy", "--seeds", "2", "--out", str(out), "--steps", "4"])
+    assert opened == ["toy"] and scores["model"] == "toy" and scores["count"] == 10
+    assert json.loads(out.read_text())["toy"]["settings"]["steps"] == 4
+    printed = capsys.readouterr().out
+    assert printed.startswith("toy: 10 pictures") and "color" in printed and "overall" in printed
+
+
+def test_sample_grid_is_a_labelled_contact_sheet():
+    prompts = ["a red circle on a white background", "a blue star on a black background",
+               "a long prompt: an outlined green triangle on a gray background"]
+    sheet = ev.sample_grid(FakeLab(), prompts, seed=3, columns=2, scale=2)
+    cell = 128 + 4
+    assert sheet.width == 2 * cell and sheet.height > 2 * cell
+    pixels = np.asarray(sheet)
+    expected = np.asarray(FakeLab().draw(prompts[1], 3).resize((128, 128), Image.NEAREST))
+    assert (pixels[2:130, cell + 2:cell + 130] == expected).all()
+    caption = pixels[131:sheet.height // 2, 2:130]
+    assert (caption < 100).any()  # dark text under the first picture
