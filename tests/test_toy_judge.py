@@ -109,6 +109,15 @@ def test_a_small_square_beside_a_large_star_leaves_the_star_main():
     assert (v.shape, v.color, v.objects) == ("star", "blue", 2)
 
 
+def test_neighbours_joined_by_soft_edges_are_told_apart():
+    # 2.6 px apart (the world's smallest gap), blurred: the faint halo between them joins them at first sight
+    scene = world.Scene((world.Obj("square", "red", 0.28, 0.5, 0.45), world.Obj("circle", "yellow", 0.695, 0.5, 0.3)),
+                        "white")
+    v = judge(scene.render(64).filter(ImageFilter.GaussianBlur(1.0)))
+    assert (v.shape, v.color, v.objects) == ("square", "red", 2)
+    assert v.extent > 0.95
+
+
 def test_features_match_the_ideal_figures():
     def features(shape):
         return judge(world.Scene((world.Obj(shape, "green", size=0.8),), "black").render(128))

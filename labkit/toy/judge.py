@@ -4,7 +4,7 @@
 what differs from it, its color is that of its most saturated pixels, its shape comes from a few geometric
 features of its filled silhouette, and its style from whether it is hollow or banded. It shares no code with the
 drawing side, only its own copy of the palette numbers, so a bug in the drawing code cannot hide in the judge.
-Pure numpy; works at any square size and tolerates soft edges, small color shifts and stray pixels.
+numpy (and PIL to read pictures); works at any size and tolerates soft edges, small color shifts and stray pixels.
 """
 
 from dataclasses import asdict, dataclass
@@ -94,7 +94,7 @@ def judge(image) -> Verdict:
     parts = components(fill_holes(own), min_area) or [main]
     main, shape = _largest(parts)
     ink = main & own                                                       # painted pixels (not the holes)
-    contrast = np.percentile(distance[ink], 95)
+    contrast = max(float(np.percentile(distance[ink], 95)), 1.0)
     color, color_error = _color(rgb[ink], distance[ink], contrast, bg_rgb)
     depths = depth(main)
     hollowness, stripes = _hollowness(depths, distance, contrast), _stripes(depths, distance, rgb.shape[0])
