@@ -174,16 +174,15 @@ class Lab:
 
         pipe.scheduler = self._scheduler(p)
         t = perf_counter()
-        embeds = self._encode(pipe, p)
+        schedule = self._encode(p)
         timings["text"] = perf_counter() - t
 
         t = perf_counter()
         call = self._call_kwargs(mode, pipe, p, image, mask, crop)
         if refiner is not None:
             call["denoising_end"] = p.switch_at
-        if on_step is not None:
-            call["callback_on_step_end"] = step_callback(on_step)
-        latents = pipe(**call, **embeds, num_inference_steps=p.steps, guidance_scale=p.cfg,
+        call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
+        latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
                        num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
         timings["denoise"] = perf_counter() - t
 
@@ -218,41 +217,14 @@ class Lab:
     def _eta(self, pipe, p: Params) -> dict:
         return {"eta": p.eta} if p.eta is not None else {}
 
-    def _encode(self, pipe, p: Params, batch_size: int | None = None) -> dict:
-        """Prompt embeddings for the pipeline (positive, negative, and SDXL's pooled ones), repeated per image."""
-        import torch
+    def _encode(self, p: Params, batch_size: int | None = None) -> list[dict]:
+        """Embeddings for each sampler step (A1111 prompt syntax, weights, BREAK, schedules, clip skip): steps
+        with the same prompt share one dict. SDXL-layout models take zeros for an empty negative, as A1111."""
+        from .prompts import encode_schedule
 
-        n = batch_size or p.batch_size
-        if self.layout == "sd" and p.clip_skip > 1:
-            return self._encode_skipping(p, n)
-        clip_skip = p.clip_skip - 1 or None  # A1111 "Clip skip: 2" is diffusers' clip_skip=1
-        with torch.no_grad():
-            out = pipe.encode_prompt(prompt=p.prompt, device=pipe._execution_device, num_images_per_prompt=n,
-                                     do_classifier_free_guidance=p.cfg > 1,
-                                     negative_prompt=p.negative_prompt or None,  # SDXL: empty -> zeros, as A1111
-                                     clip_skip=clip_skip)
-        names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
-        return dict(zip(names, out))
-
-    def _encode_skipping(self, p: Params, n: int) -> dict:
-        """SD-layout embeddings with A1111's clip skip: the hidden state `clip_skip` layers from the end, then the
-        final layer norm. (diffusers 0.42's own path reaches for `text_model`, which transformers >= 5.6 removed.)"""
-        import torch
-
-        tok, encoder = self.components["tokenizer"], self.components["text_encoder"]
-        final_norm = getattr(encoder, "text_model", encoder).final_layer_norm
-
-        def embed(text):
-            ids = tok(text, padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids.to(encoder.device)  # (1, 77)
-            with torch.no_grad():
-                hidden = encoder(ids, output_hidden_states=True).hidden_states[-p.clip_skip]
-                return final_norm(hidden).repeat(n, 1, 1)  # (n, 77, width)
-
-        out = {"prompt_embeds": embed(p.prompt)}
-        if p.cfg > 1:
-            out["negative_prompt_embeds"] = embed(p.negative_prompt)
-        return out
+        return encode_schedule(self, p.prompt, p.negative_prompt, steps=p.steps, clip_skip=p.clip_skip,
+                               emphasis=p.emphasis, zero_empty_negative=self.layout != "sd",
+                               batch_size=batch_size or p.batch_size)
 
     def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
         """The mode-specific pipeline arguments: initial noise, init image latents, mask."""
@@ -313,9 +285,9 @@ class Lab:
         """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
         pipe = self.pipeline("img2img")
         pipe.scheduler = self._scheduler(p)
-        embeds = self._encode(pipe, p)
+        schedule = self._encode(p)
         return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps, guidance_scale=p.cfg,
-                    num_images_per_prompt=1, output_type="latent", **embeds, **self._eta(pipe, p)).images
+                    num_images_per_prompt=1, output_type="latent", **schedule[-1], **self._eta(pipe, p)).images
 
     # ---- components ------------------------------------------------------------------------------------
     def save_single_file(self, path, overwrite: bool = False):
@@ -333,12 +305,26 @@ class Lab:
         return load_embedding(self, path, token)
 
 
-def step_callback(on_step):
-    """Adapt `on_step(step, total, latents) -> False to stop` to diffusers' callback_on_step_end."""
+def step_callbacks(pipe, schedule: list[dict], cfg: bool, on_step=None) -> dict:
+    """Pipeline arguments for a per-step callback that swaps in scheduled prompts (`[from:to:when]`, `[a|b]`)
+    and calls `on_step(step, total, latents)`, which may return False to stop the run after that step."""
+    changes = any(a is not b for a, b in zip(schedule, schedule[1:]))
+    if on_step is None and not changes:
+        return {}
+    pooled = "pooled_prompt_embeds" in schedule[0]
+    inputs = ["latents"] + (["prompt_embeds"] + (["add_text_embeds"] if pooled else []) if changes else [])
 
     def callback(pipe, step, timestep, tensors):
-        if on_step(step, pipe.num_timesteps, tensors["latents"]) is False:
+        import torch
+
+        nxt = schedule[min(step + 1, len(schedule) - 1)]
+        if changes and nxt is not schedule[step]:
+            both = lambda a, b: torch.cat([nxt[a], nxt[b]]) if cfg else nxt[b]  # noqa: E731 (negative first)
+            tensors["prompt_embeds"] = both("negative_prompt_embeds", "prompt_embeds")
+            if pooled:
+                tensors["add_text_embeds"] = both("negative_pooled_prompt_embeds", "pooled_prompt_embeds")
+        if on_step is not None and on_step(step, pipe.num_timesteps, tensors["latents"]) is False:
             pipe._interrupt = True
         return tensors
 
-    return callback
+    return {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": inputs}

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from .errors import BadInput
 
 NOISE_MODES = ("a1111-cpu", "a1111-gpu", "comfy")
+EMPHASIS = ("Original", "No norm", "Ignore", "None")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Params:
     padding: int = 32
     switch_at: float = 0.8
     clip_skip: int = 1
+    emphasis: str = "Original"
     eta: float | None = None
     noise: str = "a1111-cpu"
     model: str = ""
@@ -70,6 +72,8 @@ class Params:
             raise BadInput(f"switch_at={self.switch_at} is outside (0, 1): it is the fraction of steps the base runs, e.g. 0.8.")
         if self.clip_skip < 1:
             raise BadInput(f"clip_skip={self.clip_skip}: A1111 counts from 1 (no skip); use 1 or 2.")
+        if self.emphasis not in EMPHASIS:
+            raise BadInput(f"emphasis={self.emphasis!r} is not one of {EMPHASIS} (A1111's emphasis modes).")
         if self.noise not in NOISE_MODES:
             raise BadInput(f"noise={self.noise!r} is not one of {NOISE_MODES}.")
         return self

@@ -86,7 +86,7 @@ def test_params_object_and_overrides(sd_lab):
 
 def test_clip_skip_uses_the_penultimate_layer(sd_lab):
     p = Params(prompt="a red circle", seed=1, **FAST)
-    skip1, skip2 = sd_lab._encode(sd_lab.pipe, p), sd_lab._encode(sd_lab.pipe, p.replace(clip_skip=2))
+    skip1, skip2 = sd_lab._encode(p)[0], sd_lab._encode(p.replace(clip_skip=2))[0]
     ids = sd_lab.components["tokenizer"]("a red circle", padding="max_length", max_length=77,
                                          return_tensors="pt").input_ids
     with torch.no_grad():
@@ -245,3 +245,27 @@ def test_save_writes_a1111_text_and_never_overwrites(sd_lab, tmp_path):
     with pytest.raises(BadInput, match="overwrite=True"):
         r.save(path)
     assert path.read_bytes() == before
+
+
+def test_prompt_schedule_switches_mid_run(sd_lab):
+    """A1111's [from:to:when]: the UNet sees `from` up to step int(when * steps) (0-based, inclusive, as A1111
+    counts), then `to`."""
+    seen = []
+    hook = sd_lab.components["unet"].register_forward_hook(
+        lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"][-1].clone()), with_kwargs=True)
+    try:
+        sd_lab.txt2img("a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Euler")
+    finally:
+        hook.remove()
+    red = sd_lab._encode(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
+    blue = sd_lab._encode(Params(prompt="a blue circle"))[0]["prompt_embeds"][0]
+    assert len(seen) == 6  # the positive half of each CFG batch, once per step
+    assert all(torch.equal(e, red) for e in seen[:4]) and all(torch.equal(e, blue) for e in seen[4:])
+
+
+def test_weighted_prompt_changes_the_picture(sd_lab):
+    plain = px(sd_lab.txt2img("a red circle", seed=3, **FAST).image)
+    weighted = px(sd_lab.txt2img("a (red:1.5) circle", seed=3, **FAST).image)
+    ignored = px(sd_lab.txt2img("a (red:1.5) circle", seed=3, emphasis="Ignore", **FAST).image)
+    assert np.abs(plain - weighted).mean() > 0.1
+    assert np.array_equal(plain, ignored)
