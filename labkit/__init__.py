@@ -19,6 +19,8 @@ _LAZY = {
     "inspect": ("labkit.detect", "inspect"),
     "FileInfo": ("labkit.detect", "FileInfo"),
     "tokenizer": ("labkit.tokenizers", "tokenizer"),
+    "read_params": ("labkit.metadata", "read_params"),
+    "read_recipe": ("labkit.metadata", "read_recipe"),
     "samplers": ("labkit.samplers", None),
     "noise": ("labkit.noise", None),
     "hashes": ("labkit.hashes", None),

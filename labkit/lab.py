@@ -203,7 +203,9 @@ class Lab:
         from .noise import batch_seeds
         from .result import Result
 
-        model = {"name": self.name, "family": self.family, "hash": self.model_hash}
+        model = {"name": self.name, "family": self.family, "hash": self.model_hash, "dtype": self.dtype,
+                 "device": str(self.device), "scheduler": {"class": type(pipe.scheduler).__name__,
+                                                            "config": dict(pipe.scheduler.config)}}
         if refiner is not None:
             model["refiner"] = refiner.name or refiner.family
         return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise),

@@ -41,8 +41,12 @@ class Result:
         return f"<Result {self.mode} {len(self.images)}x{w}x{h} seed={self.seed}{took}: {self.params.prompt[:40]!r}>"
 
     def save(self, path, overwrite: bool = False) -> Path:
-        """Write the first image as PNG with its recipe (A1111 `parameters` text + labkit JSON); never overwrites
-        an existing file unless `overwrite=True`."""
-        from .metadata import save_image
+        """Write the first image (.png, .jpg or .webp) with its recipe: A1111 infotext, labkit JSON, XMP AI marker.
 
-        return save_image(self.image, path, self.params, model=self.model, mode=self.mode, overwrite=overwrite)
+        `read_params(r.save(path)) == r.params`. Never overwrites an existing file unless `overwrite=True`.
+        """
+        from .metadata import EXTRA_KEYS, save_image
+
+        extra = {key: self.model[key] for key in EXTRA_KEYS if key in self.model}  # scheduler, loras, dtype, device
+        return save_image(self.image, path, self.params, model=self.model, mode=self.mode, extra=extra,
+                          overwrite=overwrite)
