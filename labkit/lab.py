@@ -291,6 +291,13 @@ class Lab:
         return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps, guidance_scale=p.cfg,
                     num_images_per_prompt=1, output_type="latent", **schedule[-1], **self._eta(pipe, p)).images
 
+    def reproduce(self, source, *, image=None, mask=None, refiner=None, **overrides):
+        """Regenerate from the recipe in `source` (PNG path, PIL image, bytes or infotext); the Result's `.report`
+        says which fields were honoured and which differ, and why."""
+        from .reproduce import reproduce
+
+        return reproduce(self, source, image=image, mask=mask, refiner=refiner, **overrides)
+
     # ---- components ------------------------------------------------------------------------------------
     def save_single_file(self, path, overwrite: bool = False):
         """Write this model as an A1111/ComfyUI-layout single .safetensors file."""

@@ -19,6 +19,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     model: dict = field(default_factory=dict)
     stages: dict[str, str] = field(default_factory=dict)
+    report: object = None  # set by Lab.reproduce: what of the recipe was honoured
 
     @property
     def image(self):

@@ -1,0 +1,56 @@
+"""lab.reproduce: regenerate from a file's recipe and report what was honoured and what differs."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labkit import BadInput
+
+FAST = {"steps": 4, "sampler": "Euler"}
+
+
+def px(image):
+    return np.asarray(image, dtype=np.float64)
+
+
+def test_own_png_reproduces_exactly(sd_lab, tmp_path):
+    r = sd_lab.txt2img("a (red:1.2) circle", negative_prompt="blurry", seed=21, cfg=5.0, schedule="Karras", **FAST)
+    again = sd_lab.reproduce(r.save(tmp_path / "a.png"))
+    assert np.array_equal(px(again.image), px(r.image))
+    assert again.report.tool == "labkit" and not again.report.differs
+    assert {"prompt", "seed", "sampler", "schedule", "cfg", "steps"} <= set(again.report.honoured)
+
+
+def test_a1111_text_with_a_stochastic_sampler_says_it_cannot_match(sd_lab):
+    text = ("a red circle\nNegative prompt: ugly\nSteps: 6, Sampler: DPM++ SDE, Schedule type: Karras, CFG scale: 2, "
+            "Seed: 886204265, Size: 64x64, Model hash: 0123456789, Model: someModel, Version: v1.10.1")
+    r = sd_lab.reproduce(text)
+    assert (r.params.steps, r.params.cfg, r.params.seed, r.params.sampler) == (6, 2.0, 886204265, "DPM++ SDE")
+    assert "bit for bit" in r.report.differs["sampler"]
+    assert "0123456789" in r.report.differs["model"]
+    assert "seed" in r.report.honoured and r.report.tool == "A1111"
+
+
+def test_sampler_without_diffusers_equivalent(sd_lab):
+    text = "a star\nSteps: 5, Sampler: DPM++ 2S a, CFG scale: 4, Seed: 1, Size: 64x64, Version: v1.10.1"
+    with pytest.raises(BadInput, match="sampler="):
+        sd_lab.reproduce(text)
+    r = sd_lab.reproduce(text, sampler="Euler a")
+    assert r.params.sampler == "Euler a" and r.image.size == (64, 64)
+
+
+def test_img2img_recipe_needs_its_init_image(sd_lab, tmp_path):
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    r = sd_lab.img2img(init, "a red circle", strength=0.6, seed=2, **FAST)
+    path = r.save(tmp_path / "i.png")
+    with pytest.raises(BadInput, match="image="):
+        sd_lab.reproduce(path)
+    again = sd_lab.reproduce(path, image=init)
+    assert np.array_equal(px(again.image), px(r.image)) and "strength" in again.report.honoured
+
+
+def test_ignored_fields_are_listed(sd_lab):
+    text = ("a circle\nSteps: 3, Sampler: Euler, CFG scale: 3, Seed: 4, Size: 64x64, Hires upscale: 2, "
+            "Hires upscaler: Latent, Denoising strength: 0.5, Version: v1.10.1")
+    report = sd_lab.reproduce(text).report
+    assert "Hires upscale" in report.ignored and "ignored: " in str(report)
