@@ -46,6 +46,7 @@ class Lab:
         self.source = source
         self._file_hash = file_hash
         self.scheduler_config = dict(components["scheduler"].config)
+        self.config_flags = config_flags(family)
         self._pipes = {}
 
     # ---- pipelines -------------------------------------------------------------------------------------
@@ -75,7 +76,7 @@ class Lab:
                            f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
         cls = getattr(diffusers, PIPELINES[key])
         accepted = inspect.signature(cls.__init__).parameters
-        flags = {**PIPELINE_FLAGS, "requires_aesthetics_score": self.layout == "refiner"}
+        flags = {**PIPELINE_FLAGS, **self.config_flags}
         kwargs = {k: v for k, v in {**self.components, **flags}.items() if k in accepted}
         for name, par in accepted.items():
             if name not in kwargs and name != "self" and par.default is inspect.Parameter.empty:
@@ -221,11 +222,13 @@ class Lab:
 
     def _encode(self, p: Params, batch_size: int | None = None) -> list[dict]:
         """Embeddings for each sampler step (A1111 prompt syntax, weights, BREAK, schedules, clip skip): steps
-        with the same prompt share one dict. SDXL-layout models take zeros for an empty negative, as A1111."""
+        with the same prompt share one dict. An empty negative prompt becomes zeros where the model's config
+        says so (SDXL bases: force_zeros_for_empty_prompt, as A1111 does), else the encoding of ""."""
         from .prompts import encode_schedule
 
+        zeros = self.config_flags.get("force_zeros_for_empty_prompt", False)
         return encode_schedule(self, p.prompt, p.negative_prompt, steps=p.steps, clip_skip=p.clip_skip,
-                               emphasis=p.emphasis, zero_empty_negative=self.layout != "sd",
+                               emphasis=p.emphasis, zero_empty_negative=zeros,
                                batch_size=batch_size or p.batch_size)
 
     def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
@@ -312,6 +315,16 @@ class Lab:
         from .embeddings import load_embedding
 
         return load_embedding(self, path, token)
+
+
+def config_flags(family: str) -> dict:
+    """The family's pipeline flags (force_zeros_for_empty_prompt, requires_aesthetics_score) from its config."""
+    import json
+
+    from .loading import CONFIGS
+
+    index = json.loads((CONFIGS / family / "model_index.json").read_text())
+    return {k: index[k] for k in ("force_zeros_for_empty_prompt", "requires_aesthetics_score") if k in index}
 
 
 def step_callbacks(pipe, schedule: list[dict], cfg: bool, on_step=None) -> dict:

@@ -52,6 +52,15 @@ MEMBERS = MappingProxyType({
                                        ("unet_toy_inpaint.safetensors", UNET_PREFIX))),
 })
 
+# stage -> the parts it reads (frozen or as a start); recorded by hash, so a member trained on parts that were
+# retrained since is left out of the manifest instead of shipping mismatched pieces
+STAGE_INPUTS = MappingProxyType({
+    "toy": ("vae.safetensors",),
+    "toy-xl": ("vae.safetensors", "clip_l.safetensors"),
+    "toy-xl-refiner": ("vae.safetensors", "clip_g.safetensors"),
+    "toy-inpaint": ("vae.safetensors", "clip_l.safetensors", "unet_toy.safetensors"),
+})
+
 TRAIN_WORLD, HELD_OUT_WORLD = 0, 1  # world.dataset seeds: training pools / the VAE's held-out images
 VAE_STYLES = MappingProxyType({None: 0.5, "outlined": 0.25, "striped": 0.25})  # the VAE sees every style
 SIZE = 64  # pixels; latents are SIZE / 8
@@ -86,9 +95,9 @@ class Recipe:
 RECIPES = MappingProxyType({
     "vae": Recipe(seed=101, steps=2000, batch=32, lr=1e-3, pool=8000, ema=0.0),
     "toy": Recipe(seed=102, steps=4000, batch=64, lr=1e-3, te_lr=3e-4),
-    "toy-xl": Recipe(seed=103, steps=4000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.25),
-    "toy-xl-refiner": Recipe(seed=104, steps=2500, batch=64, lr=1e-3, t_max=200),
-    "toy-inpaint": Recipe(seed=105, steps=2500, batch=64, lr=5e-4, pool=8000),
+    "toy-xl": Recipe(seed=103, steps=3000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.5),
+    "toy-xl-refiner": Recipe(seed=104, steps=2000, batch=64, lr=1e-3, t_max=200),
+    "toy-inpaint": Recipe(seed=105, steps=2000, batch=64, lr=5e-4, pool=8000),
 })
 
 
@@ -102,8 +111,9 @@ class Run:
 
         self.out = Path(out)
         self.logs = Path(logs) if logs else (LOGS if self.out.resolve() == WEIGHTS.resolve() else self.out / "logs")
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
         self.progress = progress
         # the shipped weights set the shipped configs' scaling factor; a run elsewhere (tests) leaves them alone
         self.update_configs = self.out.resolve() == WEIGHTS.resolve() if update_configs is None else update_configs
@@ -113,11 +123,11 @@ class Run:
         """(images (n, 3, 64, 64) uint8, scenes) of world.dataset(n, world_seed); rendered once per run."""
         import torch
 
-        key = (world_seed, json.dumps(styles and {str(k): v for k, v in styles.items()}))
+        key = (world_seed, repr(dict(styles or {})))
         images, scenes = self._pools.get(key, (torch.empty(0, 3, SIZE, SIZE, dtype=torch.uint8), []))
         if len(scenes) < n:
             new = [world.example(world_seed, i, SIZE, styles and dict(styles))
-                   for i in self._bar(range(len(scenes), n), "render")]
+                   for i in self.bar(range(len(scenes), n), "render")]
             pixels = np.stack([np.asarray(image, np.uint8).transpose(2, 0, 1) for image, _, _ in new])
             images = torch.cat([images, torch.from_numpy(pixels)])  # (n, 3, 64, 64)
             scenes = scenes + [scene for _, _, scene in new]
@@ -130,14 +140,16 @@ class Run:
         done = self._latents.get(key)
         if done is None or len(done) < n:
             images, _ = self.pool(n, world_seed)
-            done = encode_images(vae, images, scale, self.device, self._bar)
+            done = encode_images(vae, images, scale, self.device, self.bar)
             self._latents[key] = done
         return done[:n]
 
     def part_hash(self, file):
+        """sha256 of a file in the weights folder."""
         return hashlib.sha256((self.out / file).read_bytes()).hexdigest()
 
-    def _bar(self, iterable, desc):
+    def bar(self, iterable, desc):
+        """A tqdm progress bar (silent with progress=False)."""
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, disable=not self.progress, leave=False)
@@ -167,6 +179,36 @@ def encode_xl(text_encoders, ids):
         hidden.append(out.hidden_states[-2])  # (B, 77, width): no final layer norm
         pooled = out[0] if out[0].ndim == 2 else pooled  # text_embeds of the encoder with a projection
     return torch.cat(hidden, dim=-1), pooled
+
+
+def xl_time_ids(batch):
+    """SDXL base `time_ids` (B, 6): StableDiffusionXLPipeline._get_add_time_ids for a 64x64 picture, uncropped."""
+    import torch
+
+    return torch.tensor([XL_TIME_IDS], dtype=torch.float32).repeat(batch, 1)
+
+
+def refiner_time_ids(keep):
+    """SDXL refiner `time_ids` (B, 5): size, crop and the aesthetic score (6.0 with a caption, 2.5 without), as
+    StableDiffusionXLImg2ImgPipeline._get_add_time_ids gives for the prompt and the negative prompt."""
+    import torch
+
+    score = torch.where(keep, AESTHETIC, NEGATIVE_AESTHETIC)[:, None]  # (B, 1)
+    return torch.cat([torch.tensor([REFINER_SIZE_IDS], dtype=torch.float32).repeat(len(keep), 1), score], dim=1)
+
+
+def inpaint_extra(vae, images, masks, scale, gen):
+    """The inpainting UNet's extra input channels (B, 5, h, w): the mask resized to latent size and the latents
+    of the masked image (a posterior sample, scaled), as StableDiffusionInpaintPipeline.prepare_mask_latents
+    builds them. `images` (B, 3, H, W) in [-1, 1]; `masks` (B, 1, H, W) binary, 1 = repaint."""
+    import torch
+    import torch.nn.functional as F
+
+    masked = images * (masks < 0.5)  # (B, 3, H, W): the pipeline's masked image
+    with torch.no_grad():
+        masked_latents = vae.encode(masked).latent_dist.sample(generator=gen) * scale  # (B, 4, h, w)
+    small_masks = F.interpolate(masks, size=masked_latents.shape[-2:])  # (B, 1, h, w), nearest like the pipeline
+    return torch.cat([small_masks, masked_latents], dim=1)
 
 
 class Tokens:
@@ -348,6 +390,7 @@ def load_text_encoder(out, family, sub, file, prefix, device):
 
 
 def load_unet(out, file, family, device):
+    """A shipped UNet part as float32."""
     from diffusers import UNet2DConditionModel
 
     from ..loading import CONFIGS
@@ -378,45 +421,50 @@ def _write_json(path, data):
 
 
 def read_records(out):
+    """{stage: record} of every stage trained into `out` (training.json)."""
     path = Path(out) / RECORDS
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def write_record(run, stage, record):
-    """Store the stage's record, then rewrite manifest.json with every member whose parts all exist."""
+    """Store the stage's record, then rewrite manifest.json with every complete member: all its parts exist and
+    the parts it was trained on are still the ones in the folder."""
     records = {**read_records(run.out), stage: record}
     _write_json(run.out / RECORDS, records)
     manifest = {}
     for member, (family, variant, parts) in MEMBERS.items():
-        if member in records and all((run.out / f).exists() for f, _ in parts):
-            manifest[member] = {"family": family, "variant": variant, "parts": [list(p) for p in parts],
-                                "hash": member_hash(run.out, member), **records[member]}
+        if member not in records or not all((run.out / f).exists() for f, _ in parts):
+            continue
+        stale = [f for f, h in records[member].get("inputs", {}).items() if run.part_hash(f)[:10] != h]
+        if stale:
+            print(f"{member} left out of the manifest: trained on an older {', '.join(stale)}; retrain it.")
+            continue
+        manifest[member] = {"family": family, "variant": variant, "parts": [list(p) for p in parts],
+                            "hash": member_hash(run.out, member), **records[member]}
     _write_json(run.out / "manifest.json", manifest)
 
 
 def write_log(run, stage, losses):
     """logs/<stage>.csv (step, loss) and logs/<stage>.png (the loss curve, with a moving average)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
     run.logs.mkdir(parents=True, exist_ok=True)
     with open(run.logs / f"{stage}.csv", "w", newline="") as f:
         csv.writer(f).writerows([("step", "loss"), *enumerate(losses)])
     window = max(1, len(losses) // 50)
     smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.plot(losses, color="0.75", lw=0.6, label="loss")
     ax.plot(np.arange(len(smooth)) + window - 1, smooth, color="C0", label=f"mean of {window}")
     ax.set(yscale="log", xlabel="step", ylabel="loss", title=f"{stage}: training loss")
     ax.legend()
     fig.tight_layout()
     fig.savefig(run.logs / f"{stage}.png", dpi=100)
-    plt.close(fig)
 
 
 def _record(r, losses, start, run, **extra):
+    """What the manifest and training.json keep of a stage; "loss" is the mean of the last 100 steps."""
     import torch
 
     tail = losses[-min(100, len(losses)):]
@@ -555,10 +603,10 @@ def train_toy_xl(run, r):
         hidden_g, pooled = encode_xl([te_g], [tokens[1](prompts)])  # (B, 77, 96), (B, 96)
         text = torch.cat([hidden_l, hidden_g], dim=-1)  # (B, 77, 160)
         on = (~zero).float().to(run.device)  # (B,)
-        time_ids = torch.tensor([XL_TIME_IDS], dtype=torch.float32, device=run.device).repeat(len(idx), 1)  # (B, 6)
         return diffusion_loss(unet, scheduler, latents[idx.to(latents.device)], gen, r.t_max,
                               encoder_hidden_states=text * on[:, None, None],
-                              added_cond_kwargs={"text_embeds": pooled * on[:, None], "time_ids": time_ids})
+                              added_cond_kwargs={"text_embeds": pooled * on[:, None],  # (B, 96)
+                                                 "time_ids": xl_time_ids(len(idx)).to(run.device)})
 
     losses = fit([(unet, r.lr), (te_g, r.te_lr)], loss_fn, r, "toy-xl", run.progress)
     save_part(run.out / "clip_g.safetensors", open_clip_to_ldm(te_g, CLIP_G_XL), CLIP_G_XL)
@@ -587,12 +635,10 @@ def train_refiner(run, r):
         keep = torch.rand(len(idx), generator=gen) >= r.dropout  # (B,)
         with torch.no_grad():
             text, pooled = encode_xl([te_g], [tokens(captions([scenes[i] for i in idx], rng, keep.tolist()))])
-        score = torch.where(keep, AESTHETIC, NEGATIVE_AESTHETIC)[:, None]  # (B, 1)
-        time_ids = torch.cat([torch.tensor([REFINER_SIZE_IDS], dtype=torch.float32).repeat(len(idx), 1), score],
-                             dim=1).to(run.device)  # (B, 5)
         return diffusion_loss(unet, scheduler, latents[idx.to(latents.device)], gen, r.t_max,
                               encoder_hidden_states=text,  # (B, 77, 96)
-                              added_cond_kwargs={"text_embeds": pooled, "time_ids": time_ids})
+                              added_cond_kwargs={"text_embeds": pooled,  # (B, 96)
+                                                 "time_ids": refiner_time_ids(keep).to(run.device)})
 
     losses = fit([(unet, r.lr)], loss_fn, r, "toy-xl-refiner", run.progress)
     save_part(run.out / "unet_toy_xl_refiner.safetensors", unet_to_ldm(unet), UNET_PREFIX)
@@ -624,7 +670,6 @@ def train_inpaint(run, r):
     """9-channel UNet from toy's UNet: input cat([noisy latents, mask, masked-image latents]) as the SD inpaint
     pipeline builds it; CLIP-L frozen; dropped captions are ""."""
     import torch
-    import torch.nn.functional as F
 
     from ..export import unet_to_ldm
     from .build import fresh_components
@@ -634,7 +679,7 @@ def train_inpaint(run, r):
     images, scenes = run.pool(r.pool, TRAIN_WORLD)
     object_masks = torch.stack([torch.stack([torch.from_numpy(np.asarray(world.inpaint_mask(s, SIZE, i)) > 127)
                                              for i in (0, min(1, len(s.objects) - 1))])
-                                for s in run._bar(scenes, "masks")])  # (N, 2, 64, 64) bool
+                                for s in run.bar(scenes, "masks")])  # (N, 2, 64, 64) bool
     parts = fresh_components("toy", r.seed, in_channels=9)
     unet = inpaint_unet(parts["unet"], load_unet(run.out, "unet_toy.safetensors", "toy", "cpu")).to(run.device)
     te = load_text_encoder(run.out, "toy", "text_encoder", "clip_l.safetensors", CLIP_L_SD1, run.device)
@@ -645,14 +690,11 @@ def train_inpaint(run, r):
         idx = next(batches)
         keep = (torch.rand(len(idx), generator=gen) >= r.dropout).tolist()
         masks = inpaint_masks([scenes[i] for i in idx], object_masks[idx], gen).to(run.device)  # (B, 1, 64, 64)
-        masked = to_unit(images[idx]).to(run.device) * (masks < 0.5)  # (B, 3, 64, 64), as the pipeline masks
+        extra = inpaint_extra(vae, to_unit(images[idx]).to(run.device), masks, scale, gen)  # (B, 5, 8, 8)
         with torch.no_grad():
             text = encode_sd(te, tokens(captions([scenes[i] for i in idx], rng, keep)))  # (B, 77, 64)
-            masked_latents = vae.encode(masked).latent_dist.sample(generator=gen) * scale  # (B, 4, 8, 8)
-        small_masks = F.interpolate(masks, size=latents.shape[-2:])  # (B, 1, 8, 8), the pipeline's resize
         return diffusion_loss(unet, scheduler, latents[idx.to(latents.device)], gen, r.t_max,
-                              encoder_hidden_states=text,
-                              extra=torch.cat([small_masks, masked_latents], dim=1))
+                              encoder_hidden_states=text, extra=extra)
 
     losses = fit([(unet, r.lr)], loss_fn, r, "toy-inpaint", run.progress)
     save_part(run.out / "unet_toy_inpaint.safetensors", unet_to_ldm(unet), UNET_PREFIX)
@@ -672,7 +714,7 @@ def inpaint_unet(fresh, trained):
 
 
 def _finish(run, stage, r, losses, start):
-    record = _record(r, losses, start, run)
+    record = _record(r, losses, start, run, inputs={f: run.part_hash(f)[:10] for f in STAGE_INPUTS[stage]})
     write_log(run, stage, losses)
     write_record(run, stage, record)
     return record
@@ -695,16 +737,18 @@ def train(stage, run=None, **overrides):
 def main(argv=None):
     import torch
 
-    parser = argparse.ArgumentParser(prog="python -m labkit.toy.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m labkit.toy.train",
+                                     description="Train labkit's embedded models on the toy world.")
     parser.add_argument("stage", choices=(*STAGES, "all"), help="a stage, or all of them in order")
     for name, kind in (("steps", int), ("batch", int), ("seed", int), ("pool", int), ("lr", float)):
         parser.add_argument(f"--{name}", type=kind, help="override the recipe's value (every stage with 'all')")
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="weights folder (default: the shipped one)")
     parser.add_argument("--logs", type=Path, help="loss logs folder (default: labkit/toy/logs, or OUT/logs)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1...")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(args.threads)
     run = Run(args.out, args.logs, args.device, progress=not args.quiet)
     overrides = {k: getattr(args, k) for k in ("steps", "batch", "seed", "pool", "lr") if getattr(args, k) is not None}
     for stage in STAGES if args.stage == "all" else (args.stage,):
