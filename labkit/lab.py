@@ -47,6 +47,9 @@ class Lab:
         self._file_hash = file_hash
         self.scheduler_config = dict(components["scheduler"].config)
         self.config_flags = config_flags(family)
+        from .lora import LoraManager
+
+        self.loras = LoraManager(self)
         self._pipes = {}
 
     # ---- pipelines -------------------------------------------------------------------------------------
@@ -114,11 +117,16 @@ class Lab:
         return f"<Lab {self.name or self.family} ({self.family}{variant}) on {self.device}/{self.dtype}>"
 
     # ---- public modes ----------------------------------------------------------------------------------
-    def txt2img(self, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
-        """Generate from text. `refiner=<Lab>` hands the latents to a refiner at `switch_at` of the schedule."""
+    def txt2img(self, prompt=None, params=None, *, refiner=None, refiner_loras=(), on_step=None, **overrides):
+        """Generate from text. `refiner=<Lab>` hands the latents to a refiner at `switch_at` of the schedule;
+        LoRAs touch the base only, unless `refiner_loras=[path or (path, weight), ...]` loads some into the
+        refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet)."""
         p = self.params(params, prompt, **overrides)
         if refiner is not None:
             self._check_refiner(refiner)
+            load_refiner_loras(refiner, refiner_loras)
+        elif refiner_loras:
+            raise BadInput("refiner_loras= needs refiner=<Lab>.")
         if self.variant == "inpaint":  # an inpainting UNet draws from scratch with a full mask, as A1111 does
             from PIL import Image
 
@@ -174,25 +182,37 @@ class Lab:
             crop = im.crop_region(pipe, mask, p) if p.only_masked else None
 
         pipe.scheduler = self._scheduler(p)
-        t = perf_counter()
-        schedule = self._encode(p)
-        timings["text"] = perf_counter() - t
+        from .prompts import extract_networks
 
-        t = perf_counter()
-        call = self._call_kwargs(mode, pipe, p, image, mask, crop)
-        if refiner is not None:
-            call["denoising_end"] = p.switch_at
-        call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
-        latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
-                       num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
-        timings["denoise"] = perf_counter() - t
+        _, tags, unsupported = extract_networks(p.prompt)
+        notes += [f"{tag} ignored: labkit applies only <lora:...> tags" for tag in unsupported]
+        with self.loras.for_call(tags) as base_loras:
+            t = perf_counter()
+            schedule = self._encode(p)
+            timings["text"] = perf_counter() - t
+
+            t = perf_counter()
+            call = self._call_kwargs(mode, pipe, p, image, mask, crop)
+            if refiner is not None:
+                call["denoising_end"] = p.switch_at
+            call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
+            latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
+                           num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
+            timings["denoise"] = perf_counter() - t
 
         stages = {"base": self.name or self.family}
+        loras = [lora_record(a, "base") for a in base_loras]
         if refiner is not None:
             t = perf_counter()
-            latents = refiner._refine(latents, p)
+            with refiner.loras.for_call(()) as refiner_applied:
+                latents = refiner._refine(latents, p)
+            loras += [lora_record(a, "refiner") for a in refiner_applied]
             timings["refiner"] = perf_counter() - t
             stages["refiner"] = refiner.name or refiner.family
+        if base_loras and refiner is not None:
+            notes.append("LoRAs touched the base only: " + ", ".join(a.name for a in base_loras) +
+                         " (pass refiner_loras= to load some into the refiner)")
+        p = p.replace(prompt=with_lora_tags(p.prompt, base_loras, tags))
 
         t = perf_counter()
         images = self._decode(pipe, latents)
@@ -205,6 +225,7 @@ class Lab:
         from .result import Result
 
         model = {"name": self.name, "family": self.family, "hash": self.model_hash, "dtype": self.dtype,
+                 "loras": loras,
                  "device": str(self.device), "scheduler": {"class": type(pipe.scheduler).__name__,
                                                             "config": dict(pipe.scheduler.config)}}
         if refiner is not None:
@@ -306,6 +327,7 @@ class Lab:
         """Write this model as an A1111/ComfyUI-layout single .safetensors file."""
         from .export import save_single_file
 
+        self.loras.unfuse()  # the file holds the model's own weights, never folded LoRAs
         layout = {"sd": "sd2" if self.family == "sd2" else "sd1", "xl": "sdxl", "refiner": "sdxl-refiner"}[self.layout]
         return save_single_file(self.components, layout, path, metadata={"labkit.family": self.family},
                                 overwrite=overwrite)
@@ -315,6 +337,32 @@ class Lab:
         from .embeddings import load_embedding
 
         return load_embedding(self, path, token)
+
+
+def lora_record(applied, stage: str) -> dict:
+    """A LoRA that took part in a run, as results and metadata record it."""
+    return {"name": applied.name, "weight": applied.unet_weight, "te_weight": applied.te_weight,
+            "hash": applied.hash, "stage": stage}
+
+
+def with_lora_tags(prompt: str, applied, tags) -> str:
+    """The prompt with `<lora:name:w>` added for LoRAs active through `lab.loras` but not tagged in it, so the
+    saved recipe (A1111 keeps LoRAs as prompt tags) brings them back."""
+    tagged = {t.name for t in tags}
+    extra = [f"<lora:{a.name}:{a.unet_weight:g}>" if a.te_weight == a.unet_weight else
+             f"<lora:{a.name}:{a.te_weight:g}:{a.unet_weight:g}>" for a in applied if a.name not in tagged]
+    return " ".join([prompt, *extra]) if extra else prompt
+
+
+def load_refiner_loras(refiner, requests) -> None:
+    """Load the LoRAs asked for the refiner stage (path, name, or (path, weight)) unless already loaded."""
+    for request in requests:
+        path, weight = request if isinstance(request, tuple) else (request, 1.0)
+        from pathlib import Path
+
+        name = Path(path).stem
+        if name not in refiner.loras.loaded:
+            refiner.loras.load(path, weight=weight)
 
 
 def config_flags(family: str) -> dict:

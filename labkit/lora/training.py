@@ -1,0 +1,289 @@
+"""Train a LoRA on a handful of captioned images with PEFT; write it as a kohya .safetensors file.
+
+The objective is the one of diffusers' text-to-image LoRA example: encode the image with the VAE, add DDPM noise
+at a uniformly drawn timestep, and regress the UNet's prediction onto the noise (or the velocity, for
+v-prediction models). PEFT adds and trains the low-rank matrices; labkit then renames PEFT's state dict to
+kohya's names (SGM UNet names for SDXL, `lora_te_`/`lora_te1_`/`lora_te2_`), adds `.alpha` tensors and `ss_*`
+metadata, so A1111, ComfyUI and `lab.loras.load` read the file. The Lab is left exactly as it was.
+"""
+
+import json
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BadInput
+from .formats import flat, text_path
+
+ADAPTER = "labkit_train"
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # attention projections, as diffusers' example trains
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# layout -> component -> kohya module-name prefix
+KOHYA_PREFIXES = {"sd": {"unet": "lora_unet_", "text_encoder": "lora_te_"},
+                  "xl": {"unet": "lora_unet_", "text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}}
+BASE_MODEL_VERSIONS = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0", "toy": "labkit_toy",
+                       "toy-xl": "labkit_toy-xl"}
+V2_FLAGS = {"sd1": "False", "sd2": "True"}  # kohya's ss_v2, written only where it tells the truth
+SCHEDULER_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+                  "prediction_type", "timestep_spacing", "steps_offset")
+
+
+@dataclass
+class TrainResult:
+    """path: the kohya file written; losses: one per step; peft_state: {component: PEFT state dict} (the same
+    weights under PEFT names, e.g. for diffusers' save_lora_weights); config: the UNet's LoraConfig."""
+
+    path: Path
+    losses: list
+    peft_state: dict
+    config: object
+
+
+def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetensors", trigger=None, seed=0,
+          alpha=None, text_encoder=False, batch_size=None, size=None, progress=True, overwrite=False) -> TrainResult:
+    """Fine-tune a LoRA of `rank` (alpha defaults to rank) on `images` (PIL) with their `captions`.
+
+    `trigger` is put in front of every caption; `text_encoder=True` trains the text encoders' attention too.
+    Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
+    import torch
+
+    out = _check(lab, images, captions, out, overwrite)
+    alpha = rank if alpha is None else alpha
+    prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
+    loras = getattr(lab, "loras", None)
+    if loras is not None:
+        loras.unfuse()  # train on the model's own weights
+    generator = torch.Generator().manual_seed(seed)
+    components = ["unet"] + (_text_components(lab) if text_encoder else [])
+    configs = _configs(rank, alpha, components)
+    with _adapters(lab, configs, seed) as params:
+        losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr,
+                           batch_size or min(4, len(images)), generator, progress)
+        peft_state = _peft_state(lab, components)
+    meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, seed, trigger, text_encoder, len(images))
+    _write(kohya_state(lab, peft_state, alpha), out, meta)
+    return TrainResult(out, losses, peft_state, configs["unet"])
+
+
+def _check(lab, images, captions, out, overwrite) -> Path:
+    if lab.layout not in KOHYA_PREFIXES:
+        raise BadInput(f"LoRAs are trained on a base model; a {lab.family} Lab is a refiner. Train on the base.")
+    if not images or len(images) != len(captions):
+        raise BadInput(f"train() needs one caption per image: got {len(images)} images and {len(captions)} captions.")
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise BadInput(f"out={str(out)!r}: a LoRA is written as a .safetensors file; end the name with it.")
+    if out.exists() and not overwrite:
+        raise BadInput(f"{out} already exists; pass overwrite=True to replace it.")
+    return out
+
+
+def _text_components(lab) -> list:
+    return [c for c in KOHYA_PREFIXES[lab.layout] if c != "unet" and lab.components.get(c) is not None]
+
+
+def _configs(rank, alpha, components) -> dict:
+    from peft import LoraConfig
+
+    def config(targets):
+        return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets)
+
+    return {c: config(UNET_TARGETS if c == "unet" else TEXT_TARGETS) for c in components}
+
+
+class _adapters:
+    """Context: PEFT adapters injected into the Lab's components; on exit (also on error or interrupt) the
+    original layers are put back, with their weights, modes and requires_grad flags untouched."""
+
+    def __init__(self, lab, configs, seed):
+        self.models = {c: lab.components[c] for c in configs}
+        self.configs, self.seed = configs, seed
+
+    def __enter__(self) -> list:
+        import torch
+        from peft import inject_adapter_in_model
+
+        self.flags = {c: {n: p.requires_grad for n, p in m.named_parameters()} for c, m in self.models.items()}
+        params = []
+        for component, model in self.models.items():
+            model.requires_grad_(False)
+            with torch.random.fork_rng(devices=[]):  # PEFT draws lora_A from the global generator: seed a fork
+                torch.manual_seed(self.seed)
+                inject_adapter_in_model(self.configs[component], model, adapter_name=ADAPTER)
+            for name, p in model.named_parameters():
+                if "lora_" in name:
+                    p.data = p.data.to(torch.float32)  # train the adapter in float32 even on a float16 model
+                    p.requires_grad_(True)
+                    params.append(p)
+        return params
+
+    def __exit__(self, *exc):
+        from diffusers.utils import recurse_remove_peft_layers
+
+        for component, model in self.models.items():
+            recurse_remove_peft_layers(model)
+            if hasattr(model, "peft_config"):
+                del model.peft_config
+            for name, p in model.named_parameters():
+                p.requires_grad_(self.flags[component][name])
+            model.eval()
+        return False
+
+
+def _latents(lab, images, size) -> dict:
+    """The VAE's latent distribution (mean, std) of each image, computed once; a fresh sample is drawn per step."""
+    import torch
+
+    pipe, vae = lab.pipeline("txt2img"), lab.components["vae"]
+    side = size or lab.native_size
+    x = torch.cat([pipe.image_processor.preprocess(im, height=side, width=side) for im in images])  # (N, 3, H, W)
+    with torch.no_grad():
+        dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
+    return {"mean": dist.mean.float(), "std": dist.std.float(), "side": side}  # (N, 4, H/8, W/8) each
+
+
+def _encode(lab, prompts) -> dict:
+    """UNet conditioning for `prompts`: text embeddings, plus SDXL's pooled embeddings and size ids."""
+    pipe = lab.pipeline("txt2img")
+    out = pipe.encode_prompt(prompt=list(prompts), device=lab.components["unet"].device, num_images_per_prompt=1,
+                             do_classifier_free_guidance=False)
+    if lab.layout == "sd":
+        return {"encoder_hidden_states": out[0]}  # (B, 77, width)
+    return {"encoder_hidden_states": out[0], "added_cond_kwargs": {"text_embeds": out[2]}}  # pooled (B, proj)
+
+
+def _time_ids(side, n, device):
+    import torch
+
+    return torch.tensor([[side, side, 0, 0, side, side]], dtype=torch.float32, device=device).repeat(n, 1)  # (B, 6)
+
+
+def _noise_scheduler(lab):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config({k: v for k, v in lab.scheduler_config.items() if k in SCHEDULER_KEYS})
+
+
+def _optimise(lab, components, params, data, prompts, steps, lr, batch, generator, progress) -> list:
+    """AdamW on `params` for `steps` steps of the diffusion loss; returns the loss of each step."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    unet, scheduler = lab.components["unet"], _noise_scheduler(lab)
+    device, dtype = unet.device, unet.dtype
+    frozen_text = None
+    if components == ["unet"]:  # frozen text encoders: embed every prompt once
+        with torch.no_grad():
+            frozen_text = _encode(lab, prompts)
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    models = [lab.components[c] for c in components]
+    for model in models:
+        model.train()
+    losses, n = [], len(prompts)
+    bar = tqdm(range(steps), desc="LoRA", disable=not progress)
+    for _ in bar:
+        idx = torch.randperm(n, generator=generator)[:batch]  # (b,)
+        eps = torch.randn(data["mean"][idx].shape, generator=generator)  # (b, 4, h, w)
+        latents = (data["mean"][idx] + data["std"][idx] * eps.to(device)) * lab.components["vae"].config.scaling_factor
+        noise = torch.randn(latents.shape, generator=generator).to(device)  # (b, 4, h, w)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=generator).to(device)
+        noisy = scheduler.add_noise(latents, noise, t)
+        target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, t)
+        cond = _select(frozen_text, idx) if frozen_text else _encode(lab, [prompts[i] for i in idx])
+        if lab.layout == "xl":
+            sizes = _time_ids(data["side"], len(idx), device)  # (b, 6)
+            cond["added_cond_kwargs"] = {**cond["added_cond_kwargs"], "time_ids": sizes}
+        pred = unet(noisy.to(dtype), t, **cond).sample
+        loss = F.mse_loss(pred.float(), target.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    for model in models:
+        model.eval()
+    return losses
+
+
+def _select(cond, idx) -> dict:
+    """The batch rows `idx` of precomputed conditioning."""
+    out = {"encoder_hidden_states": cond["encoder_hidden_states"][idx]}
+    if "added_cond_kwargs" in cond:
+        out["added_cond_kwargs"] = {k: v[idx] for k, v in cond["added_cond_kwargs"].items()}
+    return out
+
+
+def _peft_state(lab, components) -> dict:
+    from peft import get_peft_model_state_dict
+
+    return {c: {k: v.detach().to("cpu", copy=True) for k, v in
+                get_peft_model_state_dict(lab.components[c], adapter_name=ADAPTER).items()}
+            for c in components}
+
+
+def kohya_state(lab, peft_state: dict, alpha: float) -> dict:
+    """PEFT state dicts {component: {"<path>.lora_A.weight": ...}} -> one kohya state dict with `.alpha`s.
+
+    UNet names are diffusers paths for SD1/SD2 (as kohya writes them) and LDM/SGM paths for SDXL; text-encoder
+    names carry `text_model_` as kohya's do."""
+    import torch
+
+    from .targets import ldm_paths
+
+    ldm = ldm_paths(lab.components["unet"]) if lab.layout == "xl" else {}
+    out = {}
+    for component, state in peft_state.items():
+        prefix = KOHYA_PREFIXES[lab.layout][component]
+        for key, tensor in state.items():
+            path, _, part = key.rpartition(".lora_")  # "down_blocks.0...to_q", "A.weight"
+            name = ldm.get(path, path) if component == "unet" else text_path(path)
+            kohya = prefix + flat(name)
+            out[f"{kohya}.lora_{'down' if part == 'A.weight' else 'up'}.weight"] = tensor.float().contiguous()
+            out[f"{kohya}.alpha"] = torch.tensor(float(alpha))
+    return out
+
+
+def _metadata(lab, out, prompts, rank, alpha, steps, lr, seed, trigger, text_encoder, n_images) -> dict:
+    """kohya's `ss_*` training metadata (all strings), as A1111 and civitai read it."""
+    tags = Counter(tag.strip() for p in prompts for tag in p.split(",") if tag.strip())
+    meta = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(rank),
+        "ss_network_alpha": str(alpha),
+        "ss_base_model_version": BASE_MODEL_VERSIONS.get(lab.family, f"labkit_{lab.family}"),
+        "ss_sd_model_name": lab.name or lab.family,
+        "ss_output_name": out.stem,
+        "ss_training_comment": f"trigger: {trigger}" if trigger else "trained with labkit",
+        "ss_tag_frequency": json.dumps({"labkit": dict(tags)}),
+        "ss_dataset_dirs": json.dumps({"labkit": {"n_repeats": 1, "img_count": n_images}}),
+        "ss_num_train_images": str(n_images),
+        "ss_steps": str(steps),
+        "ss_max_train_steps": str(steps),
+        "ss_learning_rate": str(lr),
+        "ss_unet_lr": str(lr),
+        "ss_text_encoder_lr": str(lr if text_encoder else 0),
+        "ss_network_train_unet_only": str(not text_encoder),
+        "ss_optimizer": "torch.optim.AdamW",
+        "ss_lr_scheduler": "constant",
+        "ss_seed": str(seed),
+        "ss_v_parameterization": str(lab.scheduler_config.get("prediction_type") == "v_prediction"),
+    }
+    if lab.family in V2_FLAGS:
+        meta["ss_v2"] = V2_FLAGS[lab.family]
+    return meta
+
+
+def _write(state: dict, out: Path, metadata: dict) -> None:
+    """Write via a temporary file in the same folder and rename, so a failure leaves no half-written LoRA."""
+    from safetensors.torch import save_file
+
+    temp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file(state, str(temp), metadata=metadata)
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
