@@ -160,47 +160,23 @@ class Lab:
     # ---- the one generation path -----------------------------------------------------------------------
     def _run(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None):
         from . import images as im
-        from .noise import effective_mode, resolve_seed, warn_fallback
 
         start = perf_counter()
-        timings, notes = {}, []
-        noise_mode, note = effective_mode(p.noise)
-        warn_fallback(note)
-        notes += [note] if note else []
-        if image is not None:
-            image = im.to_rgb(image)
-            width, height, note = im.target_size(image, p.width, p.height, self.vae_scale)
-            notes += [note] if note else []
-        else:
-            width, height = p.width or self.native_size, p.height or self.native_size
-        p = p.replace(seed=resolve_seed(p.seed), noise=noise_mode, width=width, height=height,
-                      model=p.model or self.name)
+        p, image, notes = self._resolve(p, image)
         pipe = self.pipeline(mode)
         crop = None
         if mask is not None:
             mask = im.blur(pipe, im.check_mask(mask, image), p.mask_blur)
             crop = im.crop_region(pipe, mask, p) if p.only_masked else None
-
         pipe.scheduler = self._scheduler(p)
+        timings, stages = {}, {"base": self.name or self.family}
+
         from .prompts import extract_networks
 
         _, tags, unsupported = extract_networks(p.prompt)
         notes += [f"{tag} ignored: labkit applies only <lora:...> tags" for tag in unsupported]
         with self.loras.for_call(tags) as base_loras:
-            t = perf_counter()
-            schedule = self._encode(p)
-            timings["text"] = perf_counter() - t
-
-            t = perf_counter()
-            call = self._call_kwargs(mode, pipe, p, image, mask, crop)
-            if refiner is not None:
-                call["denoising_end"] = p.switch_at
-            call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
-            latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
-                           num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
-            timings["denoise"] = perf_counter() - t
-
-        stages = {"base": self.name or self.family}
+            latents = self._denoise(mode, pipe, p, image, mask, crop, refiner, on_step, timings)
         loras = [lora_record(a, "base") for a in base_loras]
         if refiner is not None:
             t = perf_counter()
@@ -209,9 +185,9 @@ class Lab:
             loras += [lora_record(a, "refiner") for a in refiner_applied]
             timings["refiner"] = perf_counter() - t
             stages["refiner"] = refiner.name or refiner.family
-        if base_loras and refiner is not None:
-            notes.append("LoRAs touched the base only: " + ", ".join(a.name for a in base_loras) +
-                         " (pass refiner_loras= to load some into the refiner)")
+            if base_loras:
+                notes.append("LoRAs touched the base only: " + ", ".join(a.name for a in base_loras) +
+                             " (pass refiner_loras= to load some into the refiner)")
         p = p.replace(prompt=with_lora_tags(p.prompt, base_loras, tags))
 
         t = perf_counter()
@@ -220,18 +196,52 @@ class Lab:
             images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
         timings["decode"] = perf_counter() - t
         timings["total"] = perf_counter() - start
+        return self._result(pipe, p, images, label or mode, timings, notes, stages, loras, refiner)
 
+    def _resolve(self, p: Params, image):
+        """(params with seed, size, noise mode and model filled in, the RGB init image or None, notes)."""
+        from . import images as im
+        from .noise import effective_mode, resolve_seed, warn_fallback
+
+        noise_mode, note = effective_mode(p.noise)
+        warn_fallback(note)
+        notes = [note] if note else []
+        if image is not None:
+            image = im.to_rgb(image)
+            width, height, note = im.target_size(image, p.width, p.height, self.vae_scale)
+            notes += [note] if note else []
+        else:
+            width, height = p.width or self.native_size, p.height or self.native_size
+        p = p.replace(seed=resolve_seed(p.seed), noise=noise_mode, width=width, height=height,
+                      model=p.model or self.name)
+        return p, image, notes
+
+    def _denoise(self, mode, pipe, p: Params, image, mask, crop, refiner, on_step, timings: dict):
+        """Encode the prompt and run the pipeline to latents (stopping at `switch_at` when a refiner follows)."""
+        t = perf_counter()
+        schedule = self._encode(p)
+        timings["text"] = perf_counter() - t
+        t = perf_counter()
+        call = self._call_kwargs(mode, pipe, p, image, mask, crop)
+        if refiner is not None:
+            call["denoising_end"] = p.switch_at
+        call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
+        latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
+                       num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
+        timings["denoise"] = perf_counter() - t
+        return latents
+
+    def _result(self, pipe, p: Params, images, mode, timings, notes, stages, loras, refiner):
         from .noise import batch_seeds
         from .result import Result
 
         model = {"name": self.name, "family": self.family, "hash": self.model_hash, "dtype": self.dtype,
-                 "loras": loras,
-                 "device": str(self.device), "scheduler": {"class": type(pipe.scheduler).__name__,
-                                                            "config": dict(pipe.scheduler.config)}}
+                 "device": str(self.device), "loras": loras,
+                 "scheduler": {"class": type(pipe.scheduler).__name__, "config": dict(pipe.scheduler.config)}}
         if refiner is not None:
             model["refiner"] = refiner.name or refiner.family
-        return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise),
-                      mode=label or mode, timings=timings, notes=notes, model=model, stages=stages)
+        return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise), mode=mode,
+                      timings=timings, notes=notes, model=model, stages=stages)
 
     def _scheduler(self, p: Params):
         from .samplers import make_scheduler
