@@ -65,7 +65,10 @@ class Lab:
     def pipeline(self, mode: str):
         """The diffusers pipeline for `mode`, built once over this Lab's shared components."""
         if mode not in self._pipes:
-            self._pipes[mode] = self._build_pipeline(mode)
+            from .quiet import quiet_libraries
+
+            with quiet_libraries():
+                self._pipes[mode] = self._build_pipeline(mode)
         return self._pipes[mode]
 
     def _build_pipeline(self, mode: str):

@@ -29,6 +29,13 @@ def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pi
     tokenizers ship with labkit. `vae=` swaps in another VAE (file or
     folder). Pickled checkpoints need `allow_pickle=True` (then read with `torch.load(weights_only=True)`).
     """
+    from .quiet import quiet_libraries
+
+    with quiet_libraries():
+        return _open(source, device, dtype, vae, allow_pickle, prediction)
+
+
+def _open(source, device, dtype, vae, allow_pickle, prediction):
     from .lab import Lab
 
     torch_dtype = _torch_dtype(dtype)
@@ -46,7 +53,9 @@ def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pi
         components["vae"] = load_vae(vae, family, torch_dtype)
     for module in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if components.get(module) is not None:
-            components[module].to(device).eval()
+            if components[module].device.type != str(device).split(":")[0]:
+                components[module].to(device)
+            components[module].eval()
     return Lab(components, family, variant=variant, device=device, dtype=dtype, name=name, source=source,
                file_hash=file_hash)
 

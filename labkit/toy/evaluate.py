@@ -197,10 +197,17 @@ def main(argv=None):
     parser.add_argument("--sampler", default="DPM++ 2M")
     parser.add_argument("--style", choices=list(STYLES), help="evaluate the styled prompt set")
     parser.add_argument("--refiner", help="a refiner model to hand the latents to")
+    parser.add_argument("--grid", help="also write a sample grid (12 prompts of the set, seed 0) to this PNG")
     args = parser.parse_args(argv)
     scores = evaluate(args.model, seeds=range(args.seeds), steps=args.steps, cfg=args.cfg, sampler=args.sampler,
                       refiner=args.refiner, style=args.style, out=args.out)
     print(format_scores(scores))
+    if args.grid:
+        refiner = {"refiner": _open(args.refiner)} if args.refiner else {}
+        grid = sample_grid(args.model, prompt_set(style=args.style)[::6], seed=0, steps=args.steps, cfg=args.cfg,
+                           sampler=args.sampler, **refiner)
+        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
+        grid.save(args.grid)
     return scores
 
 

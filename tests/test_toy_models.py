@@ -1,0 +1,57 @@
+"""The shipped embedded models: each opens by name through the single-file path, runs every mode, is
+deterministic, and the pictures follow their prompts (judged by classical image analysis)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import labkit
+from labkit.toy import evaluate
+from labkit.toy.world import prompt_set
+
+SHIPPED = labkit.models()
+FAST = {"steps": 12, "cfg": 4.0, "sampler": "DPM++ 2M", "seed": 1}
+
+
+def px(image):
+    return np.asarray(image, dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def labs():
+    return {name: labkit.open(name) for name in SHIPPED}
+
+
+def test_the_sd1_layout_toy_ships():
+    assert "toy" in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_member_runs_every_mode_deterministically(labs, name):
+    lab = labs[name]
+    init = Image.new("RGB", (64, 64), (128, 128, 128))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    if lab.layout == "refiner":
+        a, b = (lab.img2img(init, "a red circle on a gray background", strength=0.3, **FAST).image for _ in "ab")
+    else:
+        a, b = (lab.txt2img("a red circle on a gray background", **FAST).image for _ in "ab")
+        assert lab.img2img(a, "a blue circle on a gray background", strength=0.6, **FAST).image.size == (64, 64)
+    assert np.array_equal(px(a), px(b)) and px(a).std() > 10  # same seed, same pixels; not a blank picture
+    painted = lab.inpaint(init if lab.layout == "refiner" else a, mask, "a yellow star on a gray background",
+                          mask_blur=0, **FAST)
+    assert np.array_equal(px(painted.image)[:16], px(init if lab.layout == "refiner" else a)[:16])
+
+
+@pytest.mark.skipif("toy-xl" not in SHIPPED or "toy-xl-refiner" not in SHIPPED, reason="SDXL toys not shipped")
+def test_refiner_handoff(labs):
+    r = labs["toy-xl"].txt2img("a green square on a white background", refiner=labs["toy-xl-refiner"],
+                               switch_at=0.8, **FAST)
+    assert r.stages["refiner"] == "toy-xl-refiner" and px(r.image).std() > 10
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n in ("toy", "toy-xl")])
+def test_pictures_follow_their_prompts(labs, name):
+    prompts = prompt_set()[::3]  # 24 prompts spread over every shape, colour and background
+    scores = evaluate.evaluate(labs[name], prompts=prompts, seeds=(0,), steps=20, cfg=4.0)
+    assert scores["color"] >= 0.9 and scores["shape"] >= 0.9 and scores["background"] >= 0.9, scores
