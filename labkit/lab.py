@@ -142,6 +142,15 @@ class Lab:
     def img2img(self, image, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw `image` (PIL) starting `strength` of the way into the schedule."""
         p = self.params(params, prompt, **overrides)
+        if self.variant == "inpaint":  # an inpainting UNet redraws the whole picture through a full mask
+            from PIL import Image
+
+            from .images import to_rgb
+
+            image = to_rgb(image)
+            full = Image.new("L", image.size, 255)
+            return self._run("inpaint", p.replace(mask_blur=0), image=image, mask=full, refiner=refiner,
+                             on_step=on_step, label="img2img")
         return self._run("img2img", p, image=image, refiner=refiner, on_step=on_step)
 
     def inpaint(self, image, mask, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):

@@ -439,9 +439,14 @@ def square_mask(size=64):
 
 
 @pytest.fixture(scope="module")
-def results(sd_lab, xl_lab, refiner_lab):
-    """One real Result per mode: txt2img (batch of 2), img2img, inpaint, SDXL with a refiner (cfg 1 skips the
-    unconditional pass: these tests are about recipes, not pictures)."""
+def results(sd_lab, xl_lab, refiner_lab, tmp_path_factory):
+    """One real Result per mode: txt2img (batch of 2, with a LoRA tag), img2img, inpaint, SDXL with a refiner
+    (cfg 1 skips the unconditional pass: these tests are about recipes, not pictures)."""
+    from tests.test_lora import kohya_modules, lora_parts, write
+
+    folder = tmp_path_factory.mktemp("loras")
+    write(folder / "outline.safetensors", kohya_modules(sd_lab, "kohya"), lora_parts)
+    sd_lab.loras.search_paths = [folder]
     base = sd_lab.txt2img("a red circle <lora:outline:0.7>", negative_prompt="blurry", seed=11, batch_size=2,
                           cfg=6.5, **STEPS)
     return {
@@ -461,7 +466,9 @@ def test_result_save_round_trips_params_exactly(results, which, tmp_path):
     recipe = read_recipe(path)
     assert read_params(path) == r.params and recipe.tool == "labkit" and recipe.mode == r.mode
     with Image.open(path) as image:
-        assert image.text["parameters"] == infotext(r.params, r.model, r.mode)
+        extra = {k: r.model[k] for k in md.EXTRA_KEYS if k in r.model}
+        assert image.text["parameters"] == infotext(r.params, r.model, r.mode, extra)
+        assert ("Lora hashes: \"outline: " in image.text["parameters"]) == (which == "txt2img")
         assert xmp_description(image).get(SOURCE_TYPE) == md.AI_SOURCE_TYPE
     a1111 = parse_a1111(infotext(r.params, r.model, r.mode))  # what A1111 would read from the same file
     assert (a1111.params.seed, a1111.params.steps, a1111.params.prompt) == (r.params.seed, 2, r.params.prompt)
