@@ -553,12 +553,8 @@ def train_toy(run, r):
     import torch
 
     from ..export import clip_to_ldm, unet_to_ldm
-    from .build import fresh_components
 
-    start, gen, rng = time.perf_counter(), torch.Generator().manual_seed(r.seed), np.random.default_rng(r.seed)
-    _, _, latents = _vae_and_latents(run, r)
-    _, scenes = run.pool(r.pool, TRAIN_WORLD)
-    parts = fresh_components("toy", r.seed)
+    start, gen, rng, latents, scenes, parts = _stage_start(run, r, "toy")
     unet, te = parts["unet"].to(run.device), parts["text_encoder"].to(run.device)
     tokens, scheduler = Tokens(parts["tokenizer"]), noise_scheduler("toy")
     batches = index_stream(len(latents), r.batch, gen)
@@ -576,17 +572,26 @@ def train_toy(run, r):
     return _finish(run, "toy", r, losses, start)
 
 
-def train_toy_xl(run, r):
-    """SDXL layout: UNet + G together, CLIP-L frozen; dropped captions are zeros (force_zeros_for_empty_prompt)."""
+def _stage_start(run, r, family: str):
+    """(start time, torch generator, numpy rng, pool latents, pool scenes, fresh components) of a UNet stage,
+    made in this order so every stage's random draws stay where they were."""
     import torch
 
-    from ..export import open_clip_to_ldm, unet_to_ldm
     from .build import fresh_components
 
     start, gen, rng = time.perf_counter(), torch.Generator().manual_seed(r.seed), np.random.default_rng(r.seed)
     _, _, latents = _vae_and_latents(run, r)
     _, scenes = run.pool(r.pool, TRAIN_WORLD)
-    parts = fresh_components("toy-xl", r.seed)
+    return start, gen, rng, latents, scenes, fresh_components(family, r.seed)
+
+
+def train_toy_xl(run, r):
+    """SDXL layout: UNet + G together, CLIP-L frozen; dropped captions are zeros (force_zeros_for_empty_prompt)."""
+    import torch
+
+    from ..export import open_clip_to_ldm, unet_to_ldm
+
+    start, gen, rng, latents, scenes, parts = _stage_start(run, r, "toy-xl")
     unet, te_g = parts["unet"].to(run.device), parts["text_encoder_2"].to(run.device)
     te_l = load_text_encoder(run.out, "toy", "text_encoder", "clip_l.safetensors", CLIP_L_SD1, run.device)
     tokens = (Tokens(parts["tokenizer"]), Tokens(parts["tokenizer_2"]))
@@ -619,12 +624,8 @@ def train_refiner(run, r):
     import torch
 
     from ..export import unet_to_ldm
-    from .build import fresh_components
 
-    start, gen, rng = time.perf_counter(), torch.Generator().manual_seed(r.seed), np.random.default_rng(r.seed)
-    _, _, latents = _vae_and_latents(run, r)
-    _, scenes = run.pool(r.pool, TRAIN_WORLD)
-    parts = fresh_components("toy-xl-refiner", r.seed)
+    start, gen, rng, latents, scenes, parts = _stage_start(run, r, "toy-xl-refiner")
     unet = parts["unet"].to(run.device)
     te_g = load_text_encoder(run.out, "toy-xl", "text_encoder_2", "clip_g.safetensors", CLIP_G_XL, run.device)
     tokens, scheduler = Tokens(parts["tokenizer_2"]), noise_scheduler("toy-xl-refiner")
