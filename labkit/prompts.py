@@ -398,6 +398,20 @@ def tokenize_chunks(tokenizer, text: str, emphasis: str = "Original",
     Textual-inversion tokens added to the tokenizer (diffusers' `load_textual_inversion`: `tok`, `tok_1`, ...)
     expand to all their vectors, which A1111 never splits across two chunks.
     """
+    return [_wrap(tokenizer, chunk) for chunk in _chunk_pairs(tokenizer, text, emphasis, backtrack)]
+
+
+def token_counts(tokenizer, text: str, steps: int = 20, emphasis: str = "Original") -> list[int]:
+    """Prompt tokens in each 75-token chunk, as A1111's counter shows them: tags removed, and for a scheduled
+    prompt (`[a:b:0.5]`, `[a|b]`) the variant that needs the most chunks (then the most tokens)."""
+    text, _, _ = extract_networks(text)
+    variants = sorted({variant for _, variant in schedule(text, max(1, steps))})
+    counts = [[len(pairs) for pairs in _chunk_pairs(tokenizer, v, emphasis, COMMA_BACKTRACK)] for v in variants]
+    return max(counts, key=lambda c: (len(c), sum(c)))
+
+
+def _chunk_pairs(tokenizer, text: str, emphasis: str, backtrack: int) -> list[list[tuple[int, float]]]:
+    """The (token id, weight) pairs of each chunk, before BOS/EOS/padding."""
     _check_emphasis(emphasis)
     pieces = [(text, 1.0)] if emphasis == "None" else parse_weights(text)
     texts = [t for t, w in pieces if w is not None]
@@ -409,7 +423,7 @@ def tokenize_chunks(tokenizer, text: str, emphasis: str = "Original",
             continue
         items += [(unit, weight) for unit in _units(tokenizer, next(ids))]
     comma = tokenizer.convert_tokens_to_ids(",</w>")
-    return [_wrap(tokenizer, chunk) for chunk in _split(items, comma, backtrack)]
+    return _split(items, comma, backtrack)
 
 
 def _units(tokenizer, ids: list[int]) -> list[tuple[int, ...]]:
@@ -636,3 +650,4 @@ def _result(z, neg_z, pooled, neg_pooled, batch_size: int) -> dict:
         out["pooled_prompt_embeds"] = pooled.repeat(batch_size, 1)  # (B, proj)
         out["negative_pooled_prompt_embeds"] = neg_pooled.repeat(batch_size, 1)
     return out
+

@@ -1,0 +1,155 @@
+"""PromptPanel and SamplingControls: widgets that edit a `Params`, nothing more."""
+
+import ipywidgets as w
+
+from ..params import Params
+from .common import with_summary
+
+CHUNK = 75
+SEED_MAX = 2**32 - 1
+SIZE_STEP = 8  # the VAE works in 8-pixel cells
+
+
+def count_text(counts: list[int]) -> str:
+    """A1111's token counter: "12/75", or "80/150" once a prompt spills into a second chunk."""
+    return f"{sum(counts)}/{CHUNK * max(1, len(counts))}"
+
+
+class PromptPanel(w.VBox):
+    """Prompt and negative prompt, each with a live token count per 75-token chunk (tags removed)."""
+
+    def __init__(self, tokenizer=None, prompt: str = "", negative_prompt: str = "", steps: int = 20):
+        self.tokenizer, self.steps = tokenizer, steps
+        self.prompt = w.Textarea(value=prompt, placeholder="prompt", rows=3,
+                                 layout=w.Layout(width="100%"))
+        self.negative = w.Textarea(value=negative_prompt, placeholder="negative prompt", rows=2,
+                                   layout=w.Layout(width="100%"))
+        self.prompt.add_class("labkit-prompt")
+        self.negative.add_class("labkit-negative")
+        self.prompt_count, self.negative_count = w.Label(), w.Label()
+        self.prompt_count.add_class("labkit-token-count")
+        super().__init__([self.prompt, self.prompt_count, self.negative, self.negative_count],
+                         layout=w.Layout(width="100%"))
+        self.prompt.observe(self._recount, names="value")
+        self.negative.observe(self._recount, names="value")
+        self._recount()
+
+    def counts(self, text: str) -> list[int]:
+        """Tokens per chunk of `text` ([] without a tokenizer)."""
+        if self.tokenizer is None:
+            return []
+        from ..prompts import token_counts
+
+        try:
+            return token_counts(self.tokenizer, text, self.steps)
+        except Exception:  # half-typed syntax must not break typing; the run itself reports real errors
+            return []
+
+    def _recount(self, change=None) -> None:
+        for text, label in ((self.prompt, self.prompt_count), (self.negative, self.negative_count)):
+            counts = self.counts(text.value)
+            label.value = f"tokens {count_text(counts)}" + (f" ({len(counts)} chunks)" if len(counts) > 1 else "")
+
+    def apply(self, params: Params) -> Params:
+        """`params` with this panel's prompts."""
+        return params.replace(prompt=self.prompt.value, negative_prompt=self.negative.value)
+
+    def show(self, params: Params) -> None:
+        """Set the text boxes from `params`."""
+        self.prompt.value, self.negative.value = params.prompt, params.negative_prompt
+
+    def _repr_mimebundle_(self, **kwargs):
+        return with_summary(super()._repr_mimebundle_(**kwargs), [
+            f"PromptPanel: prompt {self.prompt.value!r} ({self.prompt_count.value})",
+            f"negative {self.negative.value!r} ({self.negative_count.value})"])
+
+
+def snap(value: int) -> int:
+    """The nearest multiple of 8, at least 8."""
+    return max(SIZE_STEP, int(value / SIZE_STEP + 0.5) * SIZE_STEP)  # halves round up: 100 -> 104
+
+
+class SamplingControls(w.VBox):
+    """Steps, CFG, sampler and schedule, width/height (snapped to multiples of 8), seed with randomize and lock,
+    batch size, strength (img2img / inpaint) and switch_at (refiner)."""
+
+    def __init__(self, params: Params | None = None, native_size: int = 512, rng=None):
+        import random
+
+        from .. import samplers
+
+        p = params or Params()
+        self.rng = rng or random.Random()
+        style = {"description_width": "90px"}
+        wide = w.Layout(width="360px")
+        self.steps = w.IntSlider(p.steps, min=1, max=150, description="steps", style=style, layout=wide)
+        self.cfg = w.FloatSlider(p.cfg, min=1.0, max=30.0, step=0.5, description="CFG scale", style=style,
+                                 layout=wide)
+        self.sampler = w.Dropdown(options=samplers.names(), value=p.sampler, description="sampler", style=style)
+        self.schedule = w.Dropdown(options=samplers.schedules(), value=p.schedule, description="schedule",
+                                   style=style)
+        self.width = w.BoundedIntText(p.width or native_size, min=8, max=4096, step=SIZE_STEP, description="width",
+                                      style=style, layout=w.Layout(width="180px"))
+        self.height = w.BoundedIntText(p.height or native_size, min=8, max=4096, step=SIZE_STEP,
+                                       description="height", style=style, layout=w.Layout(width="180px"))
+        self.seed = w.IntText(p.seed if p.seed >= 0 else self.rng.randint(0, SEED_MAX), description="seed",
+                              style=style, layout=w.Layout(width="220px"))
+        self.lock = w.Checkbox(p.seed >= 0, description="lock seed", indent=False, layout=w.Layout(width="100px"))
+        self.randomize = w.Button(description="🎲", tooltip="new random seed", layout=w.Layout(width="40px"))
+        self.batch = w.IntSlider(p.batch_size, min=1, max=16, description="batch size", style=style, layout=wide)
+        self.strength = w.FloatSlider(p.strength, min=0.01, max=1.0, step=0.01, description="strength",
+                                      style=style, layout=wide)
+        self.switch_at = w.FloatSlider(p.switch_at, min=0.05, max=0.95, step=0.05, description="switch at",
+                                       style=style, layout=wide)
+        self.note = w.Label()
+        self.randomize.on_click(lambda _: self.new_seed())
+        for box in (self.width, self.height):
+            box.observe(self._snap, names="value")
+        super().__init__([self.steps, self.cfg, w.HBox([self.sampler, self.schedule]),
+                          w.HBox([self.width, self.height]), w.HBox([self.seed, self.randomize, self.lock]),
+                          self.batch, self.strength, self.switch_at, self.note])
+
+    @property
+    def controls(self) -> list:
+        """The value widgets (what a "live" Studio observes)."""
+        return [self.steps, self.cfg, self.sampler, self.schedule, self.width, self.height, self.seed,
+                self.batch, self.strength, self.switch_at]
+
+    def new_seed(self) -> int:
+        self.seed.value = self.rng.randint(0, SEED_MAX)
+        return self.seed.value
+
+    def _snap(self, change) -> None:
+        value = change["new"]
+        if value % SIZE_STEP:
+            near = snap(value)
+            self.note.value = f"{change['owner'].description} {value} is not a multiple of 8: snapped to {near}."
+            change["owner"].value = near
+
+    def apply(self, params: Params) -> Params:
+        """`params` with these controls' values. An unlocked seed is -1 (a new random seed each run)."""
+        return params.replace(steps=self.steps.value, cfg=self.cfg.value, sampler=self.sampler.value,
+                              schedule=self.schedule.value, width=snap(self.width.value),
+                              height=snap(self.height.value), seed=self.seed.value if self.lock.value else -1,
+                              batch_size=self.batch.value, strength=self.strength.value,
+                              switch_at=self.switch_at.value)
+
+    def show(self, params: Params, lock: bool | None = None) -> None:
+        """Set the controls from `params` (a restored result: its seed, locked unless `lock` says otherwise)."""
+        self.steps.value, self.cfg.value = params.steps, params.cfg
+        self.sampler.value, self.schedule.value = params.sampler, params.schedule
+        if params.width:
+            self.width.value = params.width
+        if params.height:
+            self.height.value = params.height
+        if params.seed >= 0:
+            self.seed.value = params.seed
+        self.lock.value = params.seed >= 0 if lock is None else lock
+        self.batch.value, self.strength.value = params.batch_size, params.strength
+        self.switch_at.value = params.switch_at
+
+    def _repr_mimebundle_(self, **kwargs):
+        seed = f"{self.seed.value} (locked)" if self.lock.value else "random"
+        return with_summary(super()._repr_mimebundle_(**kwargs), [
+            f"SamplingControls: {self.sampler.value} / {self.schedule.value}, {self.steps.value} steps, "
+            f"CFG {self.cfg.value}, {self.width.value}x{self.height.value}, seed {seed}, batch {self.batch.value}"])

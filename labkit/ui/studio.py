@@ -1,0 +1,279 @@
+"""Studio: the panels composed into one place to tweak live, over one Lab.
+
+Generation runs on a worker thread so Interrupt and every other control answer during a run. One run at a time
+per Studio: pressing Generate (or moving a control with "live" on) during a run queues one more run with the
+settings as they are when it starts; further presses while one is queued change nothing.
+"""
+
+import base64
+import threading
+
+import ipywidgets as w
+
+from ..errors import BadInput
+from ..params import Params
+from .common import image_widget, png, show_error, with_summary
+from .controls import PromptPanel, SamplingControls
+from .gallery import Compare, Gallery
+from .loras import LoraToggles
+from .progress import StepPreview
+
+MODES = ("txt2img", "img2img", "inpaint")
+
+
+class Runner:
+    """Runs `work` on a worker thread, one run at a time; a request during a run queues (at most) one more."""
+
+    def __init__(self, work, on_error):
+        self.work, self.on_error = work, on_error
+        self._guard = threading.Lock()
+        self.busy = self.pending = False
+        self.thread = None
+
+    def request(self) -> bool:
+        """Start a run, or queue one if a run is going; True if a new thread started."""
+        with self._guard:
+            if self.busy:
+                self.pending = True
+                return False
+            self.busy = True
+        self.thread = threading.Thread(target=self._loop, name="labkit-studio", daemon=True)
+        self.thread.start()
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.work()
+            except Exception as error:  # shown in the panel; the worker goes on
+                self.on_error(error)
+            with self._guard:
+                if not self.pending:
+                    self.busy = False
+                    return
+                self.pending = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker is idle; True if it is."""
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
+
+class Studio(w.VBox):
+    """Prompt, sampling controls, LoRA toggles, mask canvas, live step preview, gallery and compare, over `lab`.
+
+    `Studio(lab).generate()` works without a front end (papermill, scripts) and returns the Result; the
+    Generate button runs the same on a worker thread. `refiner`: a Lab used for the refiner handoff."""
+
+    def __init__(self, lab, refiner=None, params: Params | None = None, out_dir="outputs", debounce: float = 0.15,
+                 preview: str = "auto"):
+        from .mask import MaskCanvas
+
+        self.lab, self.refiner, self.debounce = lab, refiner, debounce
+        self._lock = threading.Lock()  # never two runs on one pipeline at once
+        self._quiet = 0  # > 0 while the Studio itself sets controls (no live re-generation then)
+        self._timer = None
+        self.result, self.input_image = None, None
+        p = params or Params(prompt="a red circle on a white background", cfg=4.0 if _is_toy(lab) else 7.0)
+        self.base = p
+        tokenizer = lab.components.get("tokenizer") or lab.components.get("tokenizer_2")
+        self.prompt = PromptPanel(tokenizer, p.prompt, p.negative_prompt, p.steps)
+        self.sampling = SamplingControls(p, lab.native_size)
+        self.loras = LoraToggles(lab)
+        self.mask = MaskCanvas()
+        self.preview = StepPreview(lab, preview)
+        self.gallery, self.compare = Gallery(out_dir), Compare()
+        self.mode = w.ToggleButtons(options=MODES, value="txt2img")
+        self.generate_button = w.Button(description="Generate", button_style="primary")
+        self.generate_button.add_class("labkit-generate")
+        self.live = w.Checkbox(False, description="live", indent=False, layout=w.Layout(width="80px"))
+        self.use_output = w.Button(description="use as input", tooltip="img2img / inpaint from this picture")
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="input picture")
+        self.image = image_widget(max(256, lab.native_size))
+        self.image.add_class("labkit-output")
+        self.notes = w.HTML()
+        self.errors = w.Output()
+        self.runner = Runner(self._work, self._error)
+        self._wire()
+        super().__init__(self._layout())
+        self.add_class("labkit-studio")
+        self._show_mode()
+
+    # ---- layout and events -----------------------------------------------------------------------------
+    def _layout(self) -> list:
+        controls = w.VBox([self.prompt, self.sampling], layout=w.Layout(width="480px"))
+        picture = w.VBox([w.HBox([self.generate_button, self.live, self.use_output]), self.image, self.notes,
+                          self.preview])
+        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare])
+        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare")):
+            tabs.set_title(i, title)
+        return [self.mode, w.HBox([controls, picture]), tabs, self.errors]
+
+    def _wire(self) -> None:
+        self.generate_button.on_click(lambda _: self.start())
+        self.use_output.on_click(lambda _: self._guard(self.use_result))
+        self.upload.observe(lambda c: self._guard(self._uploaded, c), names="value")
+        self.mode.observe(lambda _: self._show_mode(), names="value")
+        self.gallery.on_restore(self.show_params)
+        for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, self.mode]:
+            control.observe(self._changed, names="value")
+        self.sampling.lock.observe(self._changed, names="value")
+        self.loras.on_change(lambda: self._changed(None))
+        self.mask.observe(self._changed, names=["strokes", "inverted"])
+
+    def _guard(self, function, *args):
+        try:
+            return function(*args)
+        except Exception as error:
+            self._error(error)
+            return None
+
+    def _show_mode(self) -> None:
+        self.sampling.strength.layout.display = None if self.mode.value != "txt2img" else "none"
+        self.sampling.switch_at.layout.display = None if self.refiner is not None else "none"
+
+    def _changed(self, change) -> None:
+        """A control moved: with "live" on, generate again once the controls rest for `debounce` seconds."""
+        if self._quiet or not self.live.value:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.debounce, self.start)
+        self._timer.daemon = True
+        self._timer.start()
+
+    # ---- settings --------------------------------------------------------------------------------------
+    @property
+    def params(self) -> Params:
+        """The Params the controls describe now."""
+        return self.sampling.apply(self.prompt.apply(self.base))
+
+    def show_params(self, params: Params) -> None:
+        """Set every control from `params` (a restored result), without triggering a live run."""
+        self._quiet += 1
+        try:
+            self.base = params
+            self.prompt.show(params)
+            self.sampling.show(params)
+            self.mask.feather = params.mask_blur
+        finally:
+            self._quiet -= 1
+
+    def set_input(self, image) -> None:
+        """The picture img2img and inpaint start from (also shown in the mask canvas)."""
+        from ..images import to_rgb
+
+        self.input_image = to_rgb(image)
+        self.mask.set_image(self.input_image)
+
+    def use_result(self) -> None:
+        if self.result is None:
+            raise BadInput("Nothing generated yet: press Generate first, or upload an input picture.")
+        self.set_input(self.result.image)
+        if self.mode.value == "txt2img":
+            self.mode.value = "img2img"
+
+    def _uploaded(self, change) -> None:
+        import io
+
+        from PIL import Image
+
+        files = change["new"]
+        if files:
+            self.set_input(Image.open(io.BytesIO(bytes(files[0]["content"]))))
+
+    # ---- running ---------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Generate on the worker thread (what the button does); queued if a run is going."""
+        return self.runner.request()
+
+    def generate(self, **overrides):
+        """Generate now on this thread with the controls' settings (and `overrides`); returns the Result."""
+        params = self.params.replace(**overrides) if overrides else self.params
+        with self._lock:
+            return self._run(params)
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until a pending live run has started and every run has finished; True if idle."""
+        timer = self._timer
+        if timer is not None:
+            timer.join(timeout)
+        return self.runner.wait(timeout)
+
+    def _work(self) -> None:
+        with self._lock:
+            self._run(self.params)
+
+    def _run(self, params: Params):
+        mode = self.mode.value
+        self.errors.clear_output()
+        self.generate_button.description = "Generating…"
+        self.preview.start(params.steps)
+        try:
+            result = self._call(mode, params)
+        finally:
+            self.generate_button.description = "Generate"
+        self.preview.finish()
+        self._show(result)
+        return result
+
+    def _call(self, mode: str, params: Params):
+        kw = {"params": params, "on_step": self.preview.on_step, "refiner": self.refiner}
+        if mode == "txt2img":
+            return self.lab.txt2img(**kw)
+        if self.input_image is None:
+            raise BadInput(f"{mode} starts from a picture: press 'use as input' after a generation, or upload one.")
+        if mode == "img2img":
+            return self.lab.img2img(self.input_image, **kw)
+        mask = self.mask.mask
+        if mask.getextrema()[1] == 0:
+            raise BadInput("The mask is empty: paint the region to redraw in the 'input & mask' tab.")
+        kw["params"] = params.replace(mask_blur=self.mask.feather)  # what the canvas' feather preview shows
+        return self.lab.inpaint(self.input_image, mask, **kw)
+
+    def _show(self, result) -> None:
+        previous, self.result = self.result, result
+        self.image.value = png(result.image)
+        notes = list(result.notes) + ([f"interrupted after step {self.preview.steps_done}"]
+                                      if self.preview.interrupted else [])
+        self.notes.value = "<br>".join(f"<small>{n}</small>" for n in notes)
+        if not self.sampling.lock.value:  # show the seed this run drew, so it can be locked
+            self._quiet += 1
+            try:
+                self.sampling.seed.value = result.seed
+            finally:
+                self._quiet -= 1
+        if not self.preview.interrupted:
+            self.gallery.add(result)
+            if previous is not None:
+                self.compare.set(previous, result)
+
+    def _error(self, error: BaseException) -> None:
+        self.preview.finish(f"error: {type(error).__name__}")
+        show_error(self.errors, error)
+        self.notes.value = f"<span class='labkit-error'>{type(error).__name__}: {error}</span>"
+
+    # ---- headless display ------------------------------------------------------------------------------
+    def summary(self) -> list[str]:
+        p = self.params
+        lines = [f"labkit Studio · {self.lab.name or self.lab.family} · {self.mode.value}",
+                 f"prompt: {p.prompt!r}", f"negative: {p.negative_prompt!r}",
+                 f"{p.sampler} / {p.schedule}, {p.steps} steps, CFG {p.cfg:g}, {p.width}x{p.height}, "
+                 f"seed {p.seed if p.seed >= 0 else 'random'}, batch {p.batch_size}",
+                 f"LoRAs: {', '.join(f'{n} {t[1]:g}' for n, t in self.lab.loras.active.items()) or 'none'}"]
+        if self.result is not None:
+            lines.append(f"last result: {self.result!r}")
+        return lines
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = with_summary(super()._repr_mimebundle_(**kwargs), self.summary())
+        if self.result is not None:
+            data = base64.b64encode(png(self.result.image)).decode()
+            bundle["text/html"] += f"<br><img src='data:image/png;base64,{data}'>"
+        return bundle
+
+
+def _is_toy(lab) -> bool:
+    return str(lab.family).startswith("toy")
