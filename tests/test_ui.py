@@ -128,7 +128,7 @@ def test_lora_toggles_list_loras_on_the_search_paths(lab, tmp_path):
 # ---- step preview ----------------------------------------------------------------------------------------------
 
 def test_step_preview_shows_each_step_and_interrupts(lab):
-    preview = StepPreview(lab)
+    preview = StepPreview(lab, interval=0)
     seen = []
 
     def on_step(step, total, latents):
@@ -142,7 +142,7 @@ def test_step_preview_shows_each_step_and_interrupts(lab):
     preview.finish()
     assert seen == [0, 1, 2] and preview.interrupted and preview.steps_done == 3
     assert preview.bar.value == 3 and "interrupted after step 3" in preview.status.value
-    assert preview.image.value[:4] == b"\x89PNG"
+    assert preview.image.value[:4] == b"\x89PNG" and preview.previews == 3
     full = lab.txt2img("a red circle", steps=10, sampler="Euler", seed=1)
     assert np.abs(pixels(full.image) - pixels(r.image)).max() > 0  # the run did stop early
     again = lab.txt2img("a red circle", steps=10, sampler="Euler", seed=1)

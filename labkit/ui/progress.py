@@ -10,10 +10,14 @@ from .common import image_widget, png, with_summary
 
 class StepPreview(w.VBox):
     """Pass `preview.on_step` as a Lab call's `on_step`: it shows step i/n and the picture so far, and returns
-    False (stop after this step) once Interrupt was pressed. `start(total)` before, `finish()` after a run."""
+    False (stop after this step) once Interrupt was pressed. `start(total)` before, `finish()` after a run.
 
-    def __init__(self, lab=None, mode: str = "auto", every: int = 1, width: int = 192):
-        self.lab, self.every = lab, max(1, every)
+    A preview is drawn at a step once `interval` seconds passed since the last one: every step of a real
+    model's run (steps take longer than that), a few per run on the toy model, whose whole run takes a quarter
+    second and whose previews would otherwise cost more than the steps. `interval=0` previews every step."""
+
+    def __init__(self, lab=None, mode: str = "auto", interval: float = 0.1, width: int = 192):
+        self.lab, self.interval = lab, interval
         self._previewer = None
         self._mode = mode
         self._stop = threading.Event()
@@ -40,6 +44,8 @@ class StepPreview(w.VBox):
     def start(self, total: int | None = None) -> None:
         self._stop.clear()
         self.interrupted, self.steps_done, self._t0 = False, 0, perf_counter()
+        self._last_preview = self._t0
+        self.previews = 0
         self.bar.max, self.bar.value = max(1, total or 1), 0
         self.status.value = "starting"
         self.interrupt_button.disabled = False
@@ -54,8 +60,10 @@ class StepPreview(w.VBox):
         self.steps_done = step + 1
         self.bar.max, self.bar.value = max(1, total), step + 1
         self.status.value = f"step {step + 1}/{total}, {perf_counter() - self._t0:.1f} s"
-        if self.previewer is not None and ((step + 1) % self.every == 0 or step + 1 == total):
+        now = perf_counter()
+        if self.previewer is not None and now - self._last_preview >= self.interval and step + 1 < total:
             self.image.value = png(self.previewer(latents))
+            self._last_preview, self.previews = perf_counter(), self.previews + 1
         if self._stop.is_set():
             self.interrupted = True
             return False

@@ -67,7 +67,7 @@ class Studio(w.VBox):
     `Studio(lab).generate()` works without a front end (papermill, scripts) and returns the Result; the
     Generate button runs the same on a worker thread. `refiner`: a Lab used for the refiner handoff."""
 
-    def __init__(self, lab, refiner=None, params: Params | None = None, out_dir="outputs", debounce: float = 0.15,
+    def __init__(self, lab, refiner=None, params: Params | None = None, out_dir="outputs", debounce: float = 0.1,
                  preview: str = "auto"):
         from .mask import MaskCanvas
 
