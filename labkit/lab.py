@@ -276,26 +276,25 @@ class Lab:
 
     def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
         """The mode-specific pipeline arguments: initial noise, init image latents, mask."""
-        from .noise import generators, initial_noise
+        from .noise import draw, generators
 
         h, w = p.height // self.vae_scale, p.width // self.vae_scale
         latent_shape = (self.components["vae"].config.latent_channels, h, w)
         device, dtype = pipe._execution_device, self.components["unet"].dtype
-        if mode == "txt2img":
-            latents = initial_noise(p.seed, p.batch_size, latent_shape, p.noise).to(device, dtype)  # (B, 4, h, w)
-            return {"latents": latents, "width": p.width, "height": p.height}
         gens = generators(p.seed, p.batch_size, p.noise)
+        if mode == "txt2img":  # the generators then give ancestral / SDE samplers their step noise
+            latents = draw(gens, p.batch_size, latent_shape).to(device, dtype)  # (B, 4, h, w)
+            return {"latents": latents, "width": p.width, "height": p.height, "generator": gens}
         if mode == "img2img":
             init = self._encode_image(pipe, image, p).repeat(p.batch_size, 1, 1, 1)  # (B, 4, h, w)
             return {"image": init, "strength": p.strength, "generator": gens}
         if crop is not None:  # "only masked": work on the region around the mask at the full resolution
             image, mask = image.crop(crop), mask.crop(crop)
+        if p.strength == 1.0:  # from scratch: labkit's own float32 noise, exactly as in txt2img
+            latents = draw(gens, p.batch_size, latent_shape).to(device, dtype)  # (B, 4, h, w)
         call = {"image": image, "mask_image": mask, "strength": p.strength, "generator": gens,
                 "width": p.width, "height": p.height}
-        if p.strength == 1.0:
-            # from scratch: labkit's own float32 noise, exactly as in txt2img
-            call["latents"] = initial_noise(p.seed, p.batch_size, latent_shape, p.noise).to(device, dtype)
-        return call
+        return call | ({"latents": latents} if p.strength == 1.0 else {})
 
     def _encode_image(self, pipe, image, p: Params):
         """VAE latents (mean, scaled) of `image` resized to the target size: deterministic, no noise drawn."""
@@ -397,6 +396,12 @@ def config_flags(family: str) -> dict:
     return {k: index[k] for k in ("force_zeros_for_empty_prompt", "requires_aesthetics_score") if k in index}
 
 
+def sampler_step(scheduler, index: int) -> int:
+    """The sampler step (as A1111 counts them) of the pipeline's loop iteration `index`: second-order samplers
+    (Heun, DPM2) run two iterations per step after the first, over timesteps t0, t1, t1, t2, t2, ..."""
+    return (index + 1) // 2 if getattr(scheduler, "order", 1) == 2 else index
+
+
 def step_callbacks(pipe, schedule: list[dict], cfg: bool, on_step=None) -> dict:
     """Pipeline arguments for a per-step callback that swaps in scheduled prompts (`[from:to:when]`, `[a|b]`)
     and calls `on_step(step, total, latents)`, which may return False to stop the run after that step."""
@@ -409,8 +414,8 @@ def step_callbacks(pipe, schedule: list[dict], cfg: bool, on_step=None) -> dict:
     def callback(pipe, step, timestep, tensors):
         import torch
 
-        nxt = schedule[min(step + 1, len(schedule) - 1)]
-        if changes and nxt is not schedule[step]:
+        now, nxt = (schedule[min(sampler_step(pipe.scheduler, i), len(schedule) - 1)] for i in (step, step + 1))
+        if changes and nxt is not now:
             both = lambda a, b: torch.cat([nxt[a], nxt[b]]) if cfg else nxt[b]  # noqa: E731 (negative first)
             tensors["prompt_embeds"] = both("negative_prompt_embeds", "prompt_embeds")
             if pooled:

@@ -56,10 +56,15 @@ def initial_noise(seed: int, batch_size: int, latent_shape: tuple[int, int, int]
     >>> initial_noise(42, 2, (4, 8, 8)).shape
     torch.Size([2, 4, 8, 8])
     """
+    return draw(generators(seed, batch_size, mode), batch_size, latent_shape)
+
+
+def draw(gens, batch_size: int, latent_shape: tuple[int, int, int]):
+    """Float32 noise (batch_size, C, h, w) from `generators(...)`' output, advancing them: the same generators
+    then give the sampler's later noise (ancestral and SDE steps), as A1111 draws it from each image's RNG."""
     import torch
 
-    gens = generators(seed, batch_size, mode)
-    if mode == "comfy":
+    if not isinstance(gens, list):  # comfy: one generator for the whole batch
         return torch.randn((batch_size, *latent_shape), generator=gens, dtype=torch.float32)
     return torch.stack([torch.randn(latent_shape, generator=g, device=g.device, dtype=torch.float32) for g in gens])
 

@@ -263,6 +263,34 @@ def test_prompt_schedule_switches_mid_run(sd_lab):
     assert all(torch.equal(e, red) for e in seen[:4]) and all(torch.equal(e, blue) for e in seen[4:])
 
 
+def test_prompt_schedule_counts_sampler_steps_for_second_order_samplers(sd_lab):
+    """Heun runs 2 UNet calls per step after the first (timesteps t0, t1, t1, t2, t2, ...): the switch still
+    comes after sampler step int(when * steps), not after that many UNet calls."""
+    seen = []
+    hook = sd_lab.components["unet"].register_forward_hook(
+        lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"][-1].clone()), with_kwargs=True)
+    try:
+        sd_lab.txt2img("a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Heun")
+    finally:
+        hook.remove()
+    red = sd_lab._encode(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
+    assert len(seen) == 11  # 2 * 6 - 1 UNet calls
+    is_red = [torch.equal(e, red) for e in seen]
+    assert is_red == [True] * 7 + [False] * 4  # steps 0..3 (calls 0..6) red, steps 4..5 (calls 7..10) blue
+
+
+def test_ancestral_samplers_repeat_for_a_seed(sd_lab):
+    """Ancestral step noise comes from the image's seeded generator (after its initial noise), not torch's
+    global RNG: the same seed gives the same picture, another seed another."""
+    import numpy as np
+
+    runs = [np.asarray(sd_lab.txt2img("a red circle", seed=s, steps=4, sampler="Euler a").image) for s in (7, 7, 8)]
+    assert np.array_equal(runs[0], runs[1]) and not np.array_equal(runs[0], runs[2])
+    torch.manual_seed(0)
+    again = np.asarray(sd_lab.txt2img("a red circle", seed=7, steps=4, sampler="Euler a").image)
+    assert np.array_equal(runs[0], again)
+
+
 def test_weighted_prompt_changes_the_picture(sd_lab):
     plain = px(sd_lab.txt2img("a red circle", seed=3, **FAST).image)
     weighted = px(sd_lab.txt2img("a (red:1.5) circle", seed=3, **FAST).image)

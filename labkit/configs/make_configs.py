@@ -16,7 +16,8 @@ SCHED_SD = {"_class_name": "PNDMScheduler", "num_train_timesteps": 1000, "beta_s
             "steps_offset": 1, "clip_sample": False, "prediction_type": "epsilon", "timestep_spacing": "leading"}
 SCHED_XL = {"_class_name": "EulerDiscreteScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
             "beta_schedule": "scaled_linear", "trained_betas": None, "steps_offset": 1, "prediction_type": "epsilon",
-            "interpolation_type": "linear", "use_karras_sigmas": False, "timestep_spacing": "leading"}
+            "interpolation_type": "linear", "use_karras_sigmas": False, "timestep_spacing": "leading",
+            "clip_sample": False, "set_alpha_to_one": False, "skip_prk_steps": True, "sample_max_value": 1.0}
 
 def vae(channels, sample_size, scaling, groups=32, layers=2, force_upcast=True):
     n = len(channels)
