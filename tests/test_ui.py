@@ -64,6 +64,13 @@ def test_sampling_controls_snap_sizes_to_multiples_of_8_and_say_so():
     assert snap(3) == 8 and snap(12) == 16 and snap(64) == 64
 
 
+def test_hiding_one_control_hides_no_other():
+    controls = SamplingControls(Params(), native_size=64)
+    controls.strength.layout.display = "none"  # what a Studio does in txt2img mode
+    shown = [c for c in controls.controls if c is not controls.strength]
+    assert all(c.layout.display != "none" for c in shown)
+
+
 def test_sampling_controls_round_trip_params_and_seed_lock():
     p = Params(steps=9, cfg=3.5, sampler="Euler a", schedule="Karras", seed=1234, width=48, height=72,
                batch_size=2, strength=0.4, switch_at=0.6)

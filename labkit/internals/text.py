@@ -43,5 +43,5 @@ def clip_skip_change(lab, prompt: str):
 
     a, _ = embeddings(lab, prompt, clip_skip=1)  # (77k, width)
     b, _ = embeddings(lab, prompt, clip_skip=2)  # (77k, width)
-    return torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()  # (77k,)
+    return torch.nn.functional.cosine_similarity(a, b, dim=-1).float().cpu().numpy()  # (77k,)
 

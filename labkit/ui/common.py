@@ -15,9 +15,12 @@ def png(image) -> bytes:
 
 
 def image_widget(width: int = 256):
+    """An Image widget showing a transparent placeholder until a picture arrives (no broken-image icon)."""
     import ipywidgets as w
+    from PIL import Image
 
-    return w.Image(format="png", layout=w.Layout(width=f"{width}px", min_height="32px"))
+    return w.Image(value=png(Image.new("RGBA", (1, 1), (0, 0, 0, 0))), format="png",
+                   layout=w.Layout(width=f"{width}px", min_height="32px"))
 
 
 def show_error(output, error: BaseException) -> None:

@@ -81,7 +81,7 @@ class SamplingControls(w.VBox):
         p = params or Params()
         self.rng = rng or random.Random()
         style = {"description_width": "90px"}
-        wide = w.Layout(width="360px")
+        wide = {"width": "360px"}  # a dict: each widget gets its own Layout (a shared one hides all at once)
         self.steps = w.IntSlider(p.steps, min=1, max=150, description="steps", style=style, layout=wide)
         self.cfg = w.FloatSlider(p.cfg, min=1.0, max=30.0, step=0.5, description="CFG scale", style=style,
                                  layout=wide)
@@ -95,7 +95,8 @@ class SamplingControls(w.VBox):
         self.seed = w.IntText(p.seed if p.seed >= 0 else self.rng.randint(0, SEED_MAX), description="seed",
                               style=style, layout=w.Layout(width="220px"))
         self.lock = w.Checkbox(p.seed >= 0, description="lock seed", indent=False, layout=w.Layout(width="100px"))
-        self.randomize = w.Button(description="🎲", tooltip="new random seed", layout=w.Layout(width="40px"))
+        self.randomize = w.Button(description="new seed", tooltip="draw a new random seed",
+                                  layout=w.Layout(width="90px"))
         self.batch = w.IntSlider(p.batch_size, min=1, max=16, description="batch size", style=style, layout=wide)
         self.strength = w.FloatSlider(p.strength, min=0.01, max=1.0, step=0.01, description="strength",
                                       style=style, layout=wide)
