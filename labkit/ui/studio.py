@@ -251,7 +251,8 @@ class Studio(w.VBox):
                 self.compare.set(previous, result)
 
     def _error(self, error: BaseException) -> None:
-        self.preview.finish(f"error: {type(error).__name__}")
+        self.preview.finish()
+        self.preview.status.value = f"error: {type(error).__name__}"  # not "done": the run gave no picture
         show_error(self.errors, error)
         self.notes.value = f"<span class='labkit-error'>{type(error).__name__}: {error}</span>"
 

@@ -355,6 +355,44 @@ def test_interrupt_stops_a_long_run(lab_page, artifacts):
     run_code(page, "setattr(s.sampling.steps, 'value', 20)")
 
 
+def test_inpaint_repaints_the_painted_region(lab_page, artifacts):
+    """txt2img, "use as input", paint over the object, inpaint it in another color: the picture changes where
+    painted. The screenshot of this step is the README's picture of the Studio (docs/studio.png)."""
+    page = lab_page
+    select_tab(page, "LoRAs")
+    if page.locator(LORA_BOX).first.is_checked():
+        page.locator(LORA_BOX).first.uncheck()
+    set_mode(page, "txt2img")
+    run_code(page, "setattr(s.prompt.prompt, 'value', 'a red circle on a white background') or 1")
+    assert generate(page).startswith("done")
+    before = picture(page)
+    page.locator(STUDIO).get_by_role("button", name="use as input").click()
+    select_tab(page, "input & mask")
+    page.wait_for_selector(MASK_STAGE, state="visible")
+    run_code(page, "s.mask.clear() or 0")
+    page.locator(MASK_STAGE).scroll_into_view_if_needed()  # mouse events only land inside the viewport
+    box = page.locator(MASK_OVERLAY).bounding_box()
+    page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.5 * box["height"])
+    page.mouse.down()
+    for fx, fy in ((0.5, 0.25), (0.8, 0.5), (0.5, 0.75), (0.2, 0.5)):  # a loop around the picture's middle
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=8)
+    page.mouse.up()
+    assert run_code(page, "len(s.mask.strokes)") == 1, "the painted stroke did not reach Python"
+    run_code(page, "setattr(s.prompt.prompt, 'value', 'a blue circle on a white background') or 1")
+    set_mode(page, "inpaint")
+    assert generate(page).startswith("done")
+    after = wait_new_picture(page, before["src"])
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 1800})  # the whole Studio, mask canvas included
+    page.locator(STUDIO).scroll_into_view_if_needed()
+    shot(page, artifacts, "13-lab-inpainted", STUDIO)
+    page.set_viewport_size(size)
+    assert_not_blank(after)
+    assert mean_abs_diff(before, after) > 1.0, "inpainting did not change the picture"
+    mode, painted = run_code(page, "[s.result.mode, s.mask.mask.getbbox() is not None]")
+    assert mode == "inpaint" and painted
+
+
 # ---- Notebook 7 --------------------------------------------------------------------------------------------
 
 def test_notebook7_generate_shows_a_picture(jupyter, browser, artifacts):
