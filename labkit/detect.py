@@ -423,7 +423,9 @@ def _detect_lora(shapes, metadata):
     for module, parts in modules.items():
         by_target.setdefault(_lora_target(module), {})[module] = parts
     if "te2" in by_target:  # two text encoders: the plainly named one is the first
-        by_target.setdefault("te1", {}).update(by_target.pop("te", {}))
+        plain = by_target.pop("te", {})
+        if plain:
+            by_target.setdefault("te1", {}).update(plain)
     targets = tuple(t for t in LORA_TARGET_ORDER if t in by_target or (t == "te1" and "te" in by_target))
     info = LoraInfo(
         format=_lora_format(modules),

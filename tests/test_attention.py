@@ -156,6 +156,7 @@ def test_plot_has_the_picture_and_one_panel_per_token(sd_lab):
     store, r, _ = recorded(sd_lab)
     pairs = maps_for(sd_lab, store, PROMPT)
     fig = plot_token_maps(r.image, pairs, columns=2)
+    assert fig._repr_png_()[:4] == b"\x89PNG"  # shows as a picture in a notebook, without pyplot
     assert isinstance(fig, Figure) and len(fig.axes) == 1 + len(pairs)
     assert [ax.get_title() for ax in fig.axes] == ["picture", "a", "red", "circle"]
 

@@ -361,6 +361,11 @@ def test_plain_text_encoder_beside_text_encoder_2_is_sdxl_te1():
     assert (found.family, found.lora.targets) == ("sdxl", ("te1", "te2"))
 
 
+def test_lora_of_the_second_text_encoder_only_targets_te2():
+    shapes = pair("lora_te2_text_model_encoder_layers_0_self_attn_k_proj", 8, 1280, 1280)
+    assert detect(shapes).lora.targets == ("te2",)
+
+
 def test_lora_widths_beat_contradicting_metadata():
     assert detect(shapes_of(KOHYA_SD1), {"ss_base_model_version": "sdxl_base_v1-0"}).family == "sd1"
 

@@ -573,7 +573,8 @@ def test_effect_per_block_and_its_heat_map(xl, manager, tmp_path):
     m.set_weight("in5", 2.0)
     assert m.effect("in5")["IN05"] == pytest.approx(2 * effect["IN05"], rel=1e-6)
     figure = m.plot_effect()
-    assert type(figure).__name__ == "Figure" and figure.axes[0].images
+    assert figure._repr_png_()[:4] == b"\x89PNG"  # shows as a picture in a notebook, without pyplot
+    assert isinstance(figure, __import__("matplotlib.figure").figure.Figure) and figure.axes[0].images
 
 
 def test_ab_compares_the_same_seed_with_and_without(sd, manager, tmp_path):

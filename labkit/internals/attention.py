@@ -285,14 +285,14 @@ def plot_token_maps(image, maps, columns: int = 6, alpha: float = 0.6, cmap: str
     `image`: a PIL image (or a Result); `maps`: [(token, (H, W) map)] as `maps_for` returns.
     """
     import torch
-    from matplotlib.figure import Figure
+    from .plots import figure
 
     image = getattr(image, "image", image)
     width, height = image.size
     count = 1 + len(maps)
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    fig = Figure(figsize=(2 * columns, 2.2 * rows), layout="constrained")
+    fig = figure(2 * columns, 2.2 * rows)
     panels = [("picture", None), *maps]
     for i, (title, heat) in enumerate(panels):
         ax = fig.add_subplot(rows, columns, i + 1)

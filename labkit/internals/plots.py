@@ -4,7 +4,7 @@ The figures show themselves in a notebook (they render to PNG), also where pyplo
 """
 
 
-def _figure(width: float, height: float):
+def figure(width: float, height: float):
     """A Figure that renders itself as PNG in Jupyter."""
     from matplotlib.figure import Figure
 
@@ -21,7 +21,7 @@ def _figure(width: float, height: float):
 
 def plot_schedule(table: dict):
     """Three panels over the training timesteps: betas and alphas_cumprod; sigmas (log scale); log SNR."""
-    fig = _figure(12, 3.4)
+    fig = figure(12, 3.4)
     t = table["timesteps"]
     ax1, ax2, ax3 = fig.subplots(1, 3)
     ax1.plot(t, table["alphas_cumprod"], label="alphas_cumprod (signal left)")
@@ -38,7 +38,7 @@ def plot_schedule(table: dict):
 
 def plot_sigmas(sigmas_by_label: dict):
     """One line per label: sigma at each sampler step (the steps a sampler visits, e.g. Karras vs uniform)."""
-    fig = _figure(6, 3.6)
+    fig = figure(6, 3.6)
     ax = fig.subplots()
     for label, sigmas in sigmas_by_label.items():
         ax.plot(range(len(sigmas)), sigmas, marker="o", markersize=3, label=label)
@@ -49,7 +49,7 @@ def plot_sigmas(sigmas_by_label: dict):
 
 def plot_convergence(runs: dict):
     """One line per sampler: {sampler: (steps_list, distances)} on log-log axes."""
-    fig = _figure(6, 3.6)
+    fig = figure(6, 3.6)
     ax = fig.subplots()
     for label, (steps, distances) in runs.items():
         ax.plot(steps, distances, marker="o", markersize=3, label=label)
@@ -66,7 +66,7 @@ def show_images(images, titles=None, columns: int = 4, size: float = 2.2):
     images = list(images)
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
-    fig = _figure(size * columns, size * rows + (0.3 * rows if titles else 0))
+    fig = figure(size * columns, size * rows + (0.3 * rows if titles else 0))
     for i, image in enumerate(images):
         ax = fig.add_subplot(rows, columns, i + 1)
         pixels = np.asarray(image)

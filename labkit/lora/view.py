@@ -7,7 +7,7 @@ def effect_heatmap(effects: dict):
     `effects`: {lora name: {block: value}} as `LoraManager.effect` returns; blocks a LoRA does not touch are
     blank. Built on matplotlib.figure.Figure (no pyplot state), so it shows in a notebook and saves anywhere."""
     import numpy as np
-    from matplotlib.figure import Figure
+    from ..internals.plots import figure
 
     blocks = list(dict.fromkeys(b for effect in effects.values() for b in effect))
     names = list(effects)
@@ -15,7 +15,7 @@ def effect_heatmap(effects: dict):
     for i, name in enumerate(names):
         for j, block in enumerate(blocks):
             values[i, j] = effects[name].get(block, np.nan)
-    fig = Figure(figsize=(max(4.0, 0.45 * len(blocks) + 2), 0.5 * len(names) + 1.6), layout="constrained")
+    fig = figure(max(4.0, 0.45 * len(blocks) + 2), 0.5 * len(names) + 1.6)
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="magma")
     ax.set_xticks(range(len(blocks)), blocks, rotation=90, fontsize=8)
