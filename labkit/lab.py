@@ -256,9 +256,16 @@ class Lab:
                       timings=timings, notes=notes, model=model, stages=stages)
 
     def _scheduler(self, p: Params):
+        """The sampler for `p`; SDE samplers get their Brownian noise seeded from the images' seeds (as A1111
+        seeds it), else diffusers would seed it from torch's global RNG and the picture would not repeat."""
+        from .noise import batch_seeds
         from .samplers import make_scheduler
 
-        return make_scheduler(p.sampler, p.schedule, self.scheduler_config, eta=p.eta)
+        scheduler = make_scheduler(p.sampler, p.schedule, self.scheduler_config, eta=p.eta)
+        if "noise_sampler_seed" in scheduler.config:
+            seeds = batch_seeds(p.seed, p.batch_size, p.noise)
+            scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=seeds)
+        return scheduler
 
     def _eta(self, pipe, p: Params) -> dict:
         return {"eta": p.eta} if p.eta is not None else {}

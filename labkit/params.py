@@ -69,7 +69,7 @@ class Params:
         if not 0 < self.strength <= 1:
             raise BadInput(f"strength={self.strength} is outside (0, 1]: 0.3 keeps most of the image, 1.0 redraws it.")
         if not 0 < self.switch_at < 1:
-            raise BadInput(f"switch_at={self.switch_at} is outside (0, 1): it is the fraction of steps the base runs, e.g. 0.8.")
+            raise BadInput(f"switch_at={self.switch_at} is outside (0, 1): it is where along the noise schedule the base hands over to the refiner (diffusers' denoising_end), e.g. 0.8.")
         if self.clip_skip < 1:
             raise BadInput(f"clip_skip={self.clip_skip}: A1111 counts from 1 (no skip); use 1 or 2.")
         if self.emphasis not in EMPHASIS:

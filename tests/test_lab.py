@@ -279,6 +279,18 @@ def test_prompt_schedule_counts_sampler_steps_for_second_order_samplers(sd_lab):
     assert is_red == [True] * 7 + [False] * 4  # steps 0..3 (calls 0..6) red, steps 4..5 (calls 7..10) blue
 
 
+def test_sde_sampler_repeats_for_a_seed(sd_lab):
+    """DPM++ SDE's Brownian noise is seeded from the image seeds, not torch's global RNG."""
+    import numpy as np
+
+    run = lambda seed, batch=1: [np.asarray(im) for im in sd_lab.txt2img(  # noqa: E731
+        "a red circle", seed=seed, steps=4, sampler="DPM++ SDE", batch_size=batch).images]
+    first = run(5)[0]
+    torch.manual_seed(123)
+    assert np.array_equal(first, run(5)[0]) and not np.array_equal(first, run(6)[0])
+    assert len(run(5, batch=2)) == 2
+
+
 def test_ancestral_samplers_repeat_for_a_seed(sd_lab):
     """Ancestral step noise comes from the image's seeded generator (after its initial noise), not torch's
     global RNG: the same seed gives the same picture, another seed another."""
