@@ -29,6 +29,12 @@ class Report:
         return "\n".join(lines)
 
 
+def _used(mode: str, refiner) -> list:
+    """The reported fields a run of `mode` uses: strength only from a picture, switch_at only with a refiner."""
+    return [f for f in REPORTED if not (f == "strength" and mode == "txt2img") and
+            not (f == "switch_at" and refiner is None)]
+
+
 def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     """Run the recipe of `source` (path, PIL image, bytes or infotext) on `lab`; returns a Result whose
     `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=)."""
@@ -46,15 +52,16 @@ def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     except BadInput as exc:
         raise BadInput(f"The recipe's sampler cannot run here: {exc} Pass sampler=... (and schedule=...) to "
                        f"reproduce with another one.\n{report}") from exc
-    if p.sampler in STOCHASTIC:
+    if p.sampler in STOCHASTIC and recipe.tool != "labkit":  # labkit's own step noise repeats for a seed
         report.differs["sampler"] = (f"{p.sampler} draws new noise at every step; {recipe.tool}'s per-step noise "
                                      f"stream cannot be matched bit for bit, so the picture will be similar, not equal")
     if effective_mode(p.noise)[0] != p.noise:
         report.differs["noise"] = "the recipe used A1111's GPU noise; without CUDA labkit drew CPU noise"
     run = _runner(lab, recipe.mode, image, mask, refiner, recipe, report)
     result = run(params=p.replace(model=lab.name))
-    report.honoured = [f for f in REPORTED if f not in report.differs and getattr(result.params, f) == getattr(p, f)]
-    for f in REPORTED:
+    used = _used(recipe.mode, refiner)
+    report.honoured = [f for f in used if f not in report.differs and getattr(result.params, f) == getattr(p, f)]
+    for f in used:
         if f not in report.differs and getattr(result.params, f) != getattr(p, f):
             report.differs[f] = f"recipe {getattr(p, f)!r}, ran {getattr(result.params, f)!r}"
     result.report = report

@@ -21,6 +21,14 @@ def test_own_png_reproduces_exactly(sd_lab, tmp_path):
     assert {"prompt", "seed", "sampler", "schedule", "cfg", "steps"} <= set(again.report.honoured)
 
 
+def test_own_png_with_an_ancestral_sampler_reproduces_exactly(sd_lab, tmp_path):
+    r = sd_lab.txt2img("a red circle", seed=9, steps=4, sampler="Euler a")
+    again = sd_lab.reproduce(r.save(tmp_path / "a.png"))
+    assert np.array_equal(np.asarray(again.image), np.asarray(r.image))
+    assert not again.report.differs and "sampler" in again.report.honoured
+    assert "strength" not in again.report.honoured and "switch_at" not in again.report.honoured  # unused here
+
+
 def test_a1111_text_with_a_stochastic_sampler_says_it_cannot_match(sd_lab):
     text = ("a red circle\nNegative prompt: ugly\nSteps: 6, Sampler: DPM++ SDE, Schedule type: Karras, CFG scale: 2, "
             "Seed: 886204265, Size: 64x64, Model hash: 0123456789, Model: someModel, Version: v1.10.1")
