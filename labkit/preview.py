@@ -45,12 +45,13 @@ def _rows(latents):
 
 def to_image(latents, coefficients, scale: int = 8):
     """The first picture of `latents` (B, C, h, w), scaled, as a PIL RGB image of (w*scale, h*scale)."""
+    import torch
     from PIL import Image
 
     z = latents[:1].detach().float().cpu()  # (1, C, h, w)
     h, w = z.shape[-2:]
     rgb = (_rows(z) @ coefficients).reshape(h, w, 3).clamp(-1, 1)  # (h, w, 3)
-    pixels = ((rgb + 1) * 127.5).round().to(dtype=__import__("torch").uint8).numpy()
+    pixels = ((rgb + 1) * 127.5).round().to(torch.uint8).numpy()
     return Image.fromarray(pixels, "RGB").resize((w * scale, h * scale), Image.BILINEAR)
 
 

@@ -247,16 +247,22 @@ def test_save_writes_a1111_text_and_never_overwrites(sd_lab, tmp_path):
     assert path.read_bytes() == before
 
 
+def positive_text_inputs(lab, prompt, **settings) -> list:
+    """The text embeddings of the positive half of each UNet call's CFG batch during one txt2img run."""
+    seen = []
+    hook = lab.components["unet"].register_forward_hook(
+        lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"][-1].clone()), with_kwargs=True)
+    try:
+        lab.txt2img(prompt, **settings)
+    finally:
+        hook.remove()
+    return seen
+
+
 def test_prompt_schedule_switches_mid_run(sd_lab):
     """A1111's [from:to:when]: the UNet sees `from` up to step int(when * steps) (0-based, inclusive, as A1111
     counts), then `to`."""
-    seen = []
-    hook = sd_lab.components["unet"].register_forward_hook(
-        lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"][-1].clone()), with_kwargs=True)
-    try:
-        sd_lab.txt2img("a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Euler")
-    finally:
-        hook.remove()
+    seen = positive_text_inputs(sd_lab, "a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Euler")
     red = sd_lab._encode(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
     blue = sd_lab._encode(Params(prompt="a blue circle"))[0]["prompt_embeds"][0]
     assert len(seen) == 6  # the positive half of each CFG batch, once per step
@@ -266,13 +272,7 @@ def test_prompt_schedule_switches_mid_run(sd_lab):
 def test_prompt_schedule_counts_sampler_steps_for_second_order_samplers(sd_lab):
     """Heun runs 2 UNet calls per step after the first (timesteps t0, t1, t1, t2, t2, ...): the switch still
     comes after sampler step int(when * steps), not after that many UNet calls."""
-    seen = []
-    hook = sd_lab.components["unet"].register_forward_hook(
-        lambda m, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"][-1].clone()), with_kwargs=True)
-    try:
-        sd_lab.txt2img("a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Heun")
-    finally:
-        hook.remove()
+    seen = positive_text_inputs(sd_lab, "a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Heun")
     red = sd_lab._encode(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
     assert len(seen) == 11  # 2 * 6 - 1 UNet calls
     is_red = [torch.equal(e, red) for e in seen]

@@ -7,6 +7,7 @@ settings as they are when it starts; further presses while one is queued change 
 
 import base64
 import threading
+from contextlib import contextmanager
 
 import ipywidgets as w
 
@@ -134,6 +135,15 @@ class Studio(w.VBox):
         self.sampling.strength.layout.display = None if self.mode.value != "txt2img" else "none"
         self.sampling.switch_at.layout.display = None if self.refiner is not None else "none"
 
+    @contextmanager
+    def _quietly(self):
+        """Controls set by the Studio itself inside this block start no live run."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
     def _changed(self, change) -> None:
         """A control moved: with "live" on, generate again once the controls rest for `debounce` seconds."""
         if self._quiet or not self.live.value:
@@ -152,14 +162,11 @@ class Studio(w.VBox):
 
     def show_params(self, params: Params) -> None:
         """Set every control from `params` (a restored result), without triggering a live run."""
-        self._quiet += 1
-        try:
+        with self._quietly():
             self.base = params
             self.prompt.show(params)
             self.sampling.show(params)
             self.mask.feather = params.mask_blur
-        finally:
-            self._quiet -= 1
 
     def set_input(self, image) -> None:
         """The picture img2img and inpaint start from (also shown in the mask canvas)."""
@@ -240,11 +247,8 @@ class Studio(w.VBox):
                                       if self.preview.interrupted else [])
         self.notes.value = "<br>".join(f"<small>{n}</small>" for n in notes)
         if not self.sampling.lock.value:  # show the seed this run drew, so it can be locked
-            self._quiet += 1
-            try:
+            with self._quietly():
                 self.sampling.seed.value = result.seed
-            finally:
-                self._quiet -= 1
         if not self.preview.interrupted:
             self.gallery.add(result)
             if previous is not None:
