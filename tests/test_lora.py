@@ -2,6 +2,7 @@
 against hand computations, PEFT's own merge, and the pictures they make."""
 
 import copy
+import json
 import subprocess
 import sys
 from collections import namedtuple
@@ -673,3 +674,32 @@ def test_train_on_sdxl_writes_sgm_and_te1_te2_names(manager, tmp_path):
     info = manager(lab).load(result.path)
     assert info.coverage == 1.0 and info.targets == ("unet", "text_encoder", "text_encoder_2")
     assert __import__("labkit").inspect(result.path).metadata["ss_base_model_version"] == "labkit_toy-xl"
+
+
+def test_train_all_targets_writes_a_locon_file_with_a_cosine_schedule(manager, tmp_path):
+    lab = make_lab("toy", seed=4)
+    images, captions = solid((220, 30, 30), (30, 30, 220)), ["red", "blue"]
+    result = train(lab, images, captions, rank=4, steps=6, lr=1e-2, out=tmp_path / "locon.safetensors",
+                   targets="all", lr_schedule="cosine", progress=False)
+    tensors = load_file(str(result.path))
+    convs = [k for k, v in tensors.items() if k.endswith("lora_down.weight") and v.ndim == 4]
+    assert any("resnets" in k and "conv1" in k for k in convs)  # (r, in, 3, 3) downs: LoCon's conv layers
+    assert any("_ff_net_2." in k for k in tensors) and any("_proj_in." in k for k in tensors)
+    report = __import__("labkit").inspect(result.path)
+    assert report.lora.format == "locon"
+    assert report.metadata["ss_lr_scheduler"] == "cosine"
+    assert json.loads(report.metadata["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": "4"}
+    before, m = weights(lab), manager(lab)
+    info = m.load(result.path)
+    assert info.coverage == 1.0 and not info.missed
+    m.apply()
+    moved = changed(before, weights(lab))
+    assert any("resnets" in k and "conv1.weight" in k for k in moved) and any("ff.net.2" in k for k in moved)
+
+
+@pytest.mark.parametrize("bad", [{"targets": "everything"}, {"lr_schedule": "linear"}])
+def test_train_rejects_unknown_targets_and_schedules(tmp_path, bad):
+    lab = make_lab("toy", seed=4)
+    with pytest.raises(BadInput, match="use one of"):
+        train(lab, solid((1, 2, 3)), ["x"], steps=1, out=tmp_path / "x.safetensors", progress=False, **bad)
+    assert not (tmp_path / "x.safetensors").exists()

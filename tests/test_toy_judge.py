@@ -293,3 +293,48 @@ def test_sample_grid_is_a_labelled_contact_sheet():
     assert (pixels[2:130, cell + 2:cell + 130] == expected).all()
     caption = pixels[131:sheet.height // 2, 2:130]
     assert (caption < 100).any()  # dark text under the first picture
+
+
+class FakeLoras:
+    """Stands in for lab.loras: records what is loaded and removed."""
+
+    def __init__(self):
+        self.loaded, self.log = {}, []
+
+    def find(self, name):
+        return f"/loras/{name}.safetensors"
+
+    def load(self, path, name=None, weight=1.0):
+        self.loaded[name] = weight
+        self.log.append(("load", path, weight))
+
+    def remove(self, name):
+        del self.loaded[name]
+        self.log.append(("remove", name))
+
+
+def test_evaluate_with_loras_loads_them_for_the_run_only_and_keys_the_results(tmp_path):
+    lab = FakeLab()
+    lab.loras = FakeLoras()
+    seen = []
+    lab.txt2img = lambda *a, _draw=lab.txt2img, **kw: seen.append(dict(lab.loras.loaded)) or _draw(*a, **kw)
+    path = tmp_path / "scores.json"
+    scores = ev.evaluate(lab, prompts=["an outlined red star on a black background"], seeds=(0,),
+                         loras={"outline": 0.8}, out=path)
+    assert seen == [{"outline": 0.8}] and lab.loras.loaded == {}
+    assert lab.loras.log == [("load", "/loras/outline.safetensors", 0.8), ("remove", "outline")]
+    assert scores["settings"]["loras"] == {"outline": 0.8}
+    assert list(json.loads(path.read_text())) == ["fake <lora:outline:0.8>"]
+    assert ev.result_key("toy", None, "outlined", {"outline": 1.0}) == "toy <lora:outline:1> (outlined)"
+
+
+def test_lora_command_line_argument():
+    assert ev._lora_arg("outline") == ("outline", 1.0) and ev._lora_arg("stripes:0.5") == ("stripes", 0.5)
+    with pytest.raises(labkit.BadInput, match="NAME:WEIGHT"):
+        ev._lora_arg("outline:strong")
+
+
+def test_grid_prompts_show_every_shape_and_background():
+    asked = [ev.wanted(p) for p in ev.grid_prompts(style="striped")]
+    assert len(asked) == 12 and {a["style"] for a in asked} == {"striped"}
+    assert {a["shape"] for a in asked} == set(world.SHAPES) and {a["background"] for a in asked} == set(world.BACKGROUNDS)

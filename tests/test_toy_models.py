@@ -53,13 +53,52 @@ def test_refiner_handoff(labs):
     assert r.stages["refiner"] == "toy-xl-refiner" and px(r.image).std() > 10
 
 
-# least accuracy per attribute on 24 prompts: the issue's 90 % for toy; toy-xl ships below it for now (2000
-# training steps on 2 CPU cores; benchmarks/toy_scores.json), so its floor only guards against regressions
-FLOORS = {"toy": 0.9, "toy-xl": 0.75}
+# least accuracy per attribute on 24 prompts: the issue's 90 % (the full scores: benchmarks/toy_scores.json)
+FLOORS = {"toy": 0.9, "toy-xl": 0.9}
+
+
+def spread_prompts():
+    """24 prompts: every shape x colour once, the backgrounds taking turns (the set is ordered shape, colour,
+    background, so prompt 3i + (i mod 3) is combination i on background i mod 3)."""
+    prompts = prompt_set()
+    return [prompts[3 * i + i % 3] for i in range(24)]
+
+
+def test_the_spread_prompts_cover_every_shape_colour_and_background():
+    asked = [evaluate.wanted(p) for p in spread_prompts()]
+    assert len({(a["shape"], a["color"]) for a in asked}) == 24
+    assert {a["background"] for a in asked} == {"white", "black", "gray"}
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n in FLOORS])
 def test_pictures_follow_their_prompts(labs, name):
-    prompts = prompt_set()[::3]  # 24 prompts spread over every shape, colour and background
+    prompts = spread_prompts()
     scores = evaluate.evaluate(labs[name], prompts=prompts, seeds=(0,), steps=20, cfg=4.0)
     assert min(scores["color"], scores["shape"], scores["background"]) >= FLOORS[name], scores
+
+
+STYLE_LORAS = {"outline": "outlined", "stripes": "striped"}
+
+
+@pytest.mark.parametrize("lora", STYLE_LORAS)
+def test_shipped_style_lora_is_found_by_name_and_changes_the_style(labs, lora):
+    from labkit.toy.judge import judge
+
+    lab, style = labs["toy"], STYLE_LORAS[lora]
+    path = lab.loras.find(lora)
+    report = labkit.inspect(path)
+    assert (report.kind, report.family, report.lora.format, report.lora.rank) == ("lora", "toy", "locon", 16)
+    assert report.metadata["ss_base_model_version"] == "labkit_toy"
+    prompts = evaluate.grid_prompts(style=style)[::2]  # six: every shape, every background
+    without = [lab.txt2img(p, **FAST).image for p in prompts]
+    tagged = lab.txt2img(f"{prompts[0]} <lora:{lora}:1>", **FAST)  # the tag finds it on the search path
+    assert tagged.model["loras"] and lab.loras.active == {}  # for that call only
+    info = lab.loras.load(path)
+    try:
+        assert info.coverage == 1.0 and not info.missed
+        with_lora = [lab.txt2img(p, **FAST).image for p in prompts]
+    finally:
+        lab.loras.remove(info.name)
+    assert np.array_equal(px(tagged.image), px(with_lora[0]))
+    seen = [sum(judge(im).style == style for im in images) for images in (without, with_lora)]
+    assert seen[0] == 0 and seen[1] >= 2, seen  # measured scores: labkit/toy/README.md

@@ -101,7 +101,7 @@ family("sdxl-refiner", ref_index(), {"unet": unet((384, 768, 1536, 1536), REF_DO
 # labkit's embedded family: the same layouts at a size a laptop CPU runs in well under a second
 TOY_L = clip(64, 256, 2, 2, "quick_gelu", 64)
 TOY_G = clip(96, 384, 2, 3, "gelu", 96, cls="CLIPTextModelWithProjection")
-TOY_VAE = vae((16, 32, 64, 64), 64, 0.6955, groups=8, layers=1, force_upcast=False)
+TOY_VAE = vae((16, 32, 64, 64), 64, 0.8402, groups=8, layers=1, force_upcast=False)
 TOY_SCHED = dict(SCHED_SD)
 TOY_DOWN = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
 TOY_UP = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]

@@ -19,6 +19,11 @@ from .formats import flat, text_path
 
 ADAPTER = "labkit_train"
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # attention projections, as diffusers' example trains
+# targets="all": also the transformer blocks' projections and feed-forward layers and the ResNet convolutions,
+# what kohya's LoCon (networks.lora with conv_dim) trains
+LOCON_TARGETS = ["proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2", "conv_shortcut"]
+TARGET_SETS = {"attention": UNET_TARGETS, "all": UNET_TARGETS + LOCON_TARGETS}
+LR_SCHEDULES = ("constant", "cosine")
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 # layout -> component -> kohya module-name prefix
 KOHYA_PREFIXES = {"sd": {"unet": "lora_unet_", "text_encoder": "lora_te_"},
@@ -42,14 +47,17 @@ class TrainResult:
 
 
 def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetensors", trigger=None, seed=0,
-          alpha=None, text_encoder=False, batch_size=None, size=None, progress=True, overwrite=False) -> TrainResult:
+          alpha=None, text_encoder=False, batch_size=None, size=None, targets="attention", lr_schedule="constant",
+          progress=True, overwrite=False) -> TrainResult:
     """Fine-tune a LoRA of `rank` (alpha defaults to rank) on `images` (PIL) with their `captions`.
 
     `trigger` is put in front of every caption; `text_encoder=True` trains the text encoders' attention too.
+    `targets`: "attention" (the UNet's attention projections) or "all" (also its convolutions and feed-forward
+    layers, as kohya's LoCon). `lr_schedule`: "constant" or "cosine" (decays to 0 by the last step).
     Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
     import torch
 
-    out = _check(lab, images, captions, out, overwrite)
+    out = _check(lab, images, captions, out, overwrite, targets, lr_schedule)
     alpha = rank if alpha is None else alpha
     prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
     loras = getattr(lab, "loras", None)
@@ -57,17 +65,24 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
         loras.unfuse()  # train on the model's own weights
     generator = torch.Generator().manual_seed(seed)
     components = ["unet"] + (_text_components(lab) if text_encoder else [])
-    configs = _configs(rank, alpha, components)
+    configs = _configs(rank, alpha, components, TARGET_SETS[targets])
     with _adapters(lab, configs, seed) as params:
-        losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr,
+        losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr, lr_schedule,
                            batch_size or min(4, len(images)), generator, progress)
         peft_state = _peft_state(lab, components)
     meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, seed, trigger, text_encoder, len(images))
+    meta["ss_lr_scheduler"] = lr_schedule
+    if targets == "all":
+        meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
     _write(kohya_state(lab, peft_state, alpha), out, meta)
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
-def _check(lab, images, captions, out, overwrite) -> Path:
+def _check(lab, images, captions, out, overwrite, targets="attention", lr_schedule="constant") -> Path:
+    if targets not in TARGET_SETS:
+        raise BadInput(f"targets={targets!r}: use one of {', '.join(map(repr, TARGET_SETS))}.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise BadInput(f"lr_schedule={lr_schedule!r}: use one of {', '.join(map(repr, LR_SCHEDULES))}.")
     if lab.layout not in KOHYA_PREFIXES:
         raise BadInput(f"LoRAs are trained on a base model; a {lab.family} Lab is a refiner. Train on the base.")
     if not images or len(images) != len(captions):
@@ -84,13 +99,13 @@ def _text_components(lab) -> list:
     return [c for c in KOHYA_PREFIXES[lab.layout] if c != "unet" and lab.components.get(c) is not None]
 
 
-def _configs(rank, alpha, components) -> dict:
+def _configs(rank, alpha, components, unet_targets=UNET_TARGETS) -> dict:
     from peft import LoraConfig
 
     def config(targets):
         return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets)
 
-    return {c: config(UNET_TARGETS if c == "unet" else TEXT_TARGETS) for c in components}
+    return {c: config(unet_targets if c == "unet" else TEXT_TARGETS) for c in components}
 
 
 class _adapters:
@@ -166,8 +181,9 @@ def _noise_scheduler(lab):
     return DDPMScheduler.from_config({k: v for k, v in lab.scheduler_config.items() if k in SCHEDULER_KEYS})
 
 
-def _optimise(lab, components, params, data, prompts, steps, lr, batch, generator, progress) -> list:
-    """AdamW on `params` for `steps` steps of the diffusion loss; returns the loss of each step."""
+def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, batch, generator, progress) -> list:
+    """AdamW on `params` for `steps` steps of the diffusion loss, at a constant or cosine-decayed learning rate;
+    returns the loss of each step."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -179,6 +195,7 @@ def _optimise(lab, components, params, data, prompts, steps, lr, batch, generato
         with torch.no_grad():
             frozen_text = _encode(lab, prompts)
     optimizer = torch.optim.AdamW(params, lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
     models = [lab.components[c] for c in components]
     for model in models:
         model.train()
@@ -201,6 +218,8 @@ def _optimise(lab, components, params, data, prompts, steps, lr, batch, generato
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if decay is not None:
+            decay.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     for model in models:

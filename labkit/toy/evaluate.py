@@ -25,6 +25,13 @@ def prompt_set(n_per=1, seed=0, style=None) -> list[str]:
     return world_prompt_set(n_per=n_per, seed=seed, style=style)
 
 
+def grid_prompts(style=None) -> list[str]:
+    """Twelve prompts of the set for a sample grid: every shape three times, red, yellow and blue objects, the
+    backgrounds taking turns (the set is ordered shape, colour, background)."""
+    prompts = prompt_set(style=style)
+    return [prompts[6 * k + k % 3] for k in range(12)]
+
+
 def wanted(prompt: str) -> dict:
     """What a prompt asks of the main object: {shape, color, background, style}; "plain" when no style word.
     Attributes the prompt does not name are None (and not scored)."""
@@ -34,12 +41,13 @@ def wanted(prompt: str) -> dict:
 
 
 def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, sampler="DPM++ 2M", refiner=None,
-             style=None, out=None) -> dict:
+             style=None, loras=None, out=None) -> dict:
     """Generate each prompt x seed, judge every picture, and return the scores.
 
     `name_or_lab`: an embedded model name (opened with `labkit.open`) or a `Lab`. `prompts`: defaults to
     `prompt_set(style=style)` (`style` only picks that default set). `refiner`: a Lab or model name, passed to
-    txt2img. `out`: a JSON results file; the scores (without the failure list) are merged into it under
+    txt2img. `loras`: {name: weight} of LoRAs found on the Lab's LoRA search path, active for this evaluation
+    only (removed afterwards). `out`: a JSON results file; the scores (without the failure list) are merged into it under
     `result_key(...)`, other entries kept.
 
     Returns {"model", "color", "shape", "background", "style" (accuracies, None where never asked), "overall"
@@ -51,21 +59,43 @@ def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, samp
                        "style word into them instead.")
     lab, refiner = _open(name_or_lab), _open(refiner) if refiner is not None else None
     prompts = list(prompt_set(style=style) if prompts is None else prompts)
+    loras = dict(loras or {})
     settings = {"seeds": list(seeds), "steps": steps, "cfg": cfg, "sampler": sampler,
-                "refiner": _model_name(refiner, None) if refiner is not None else None, "style": style}
+                "refiner": _model_name(refiner, None) if refiner is not None else None, "style": style,
+                "loras": loras}
     start = perf_counter()
     records = []
-    for prompt in prompts:
-        asked = wanted(prompt)
-        for seed, image in _generate(lab, prompt, seeds, steps=steps, cfg=cfg, sampler=sampler, refiner=refiner):
-            verdict = judge(image)
-            records.append((prompt, seed, asked, verdict, compare(verdict, asked)))
+    with _loras_on(lab, loras):
+        for prompt in prompts:
+            asked = wanted(prompt)
+            for seed, image in _generate(lab, prompt, seeds, steps=steps, cfg=cfg, sampler=sampler, refiner=refiner):
+                verdict = judge(image)
+                records.append((prompt, seed, asked, verdict, compare(verdict, asked)))
     scores = {"model": _model_name(lab, name_or_lab), **summarize(records),
               "seconds": round(perf_counter() - start, 2), "settings": settings,
               "failures": [_failure(*r) for r in records if not all(r[4].values())]}
     if out is not None:
-        merge_results(out, result_key(scores["model"], settings["refiner"], style), scores)
+        merge_results(out, result_key(scores["model"], settings["refiner"], style, loras), scores)
     return scores
+
+
+class _loras_on:
+    """Context: the LoRAs {name: weight}, found on `lab.loras.search_paths`, loaded for its duration; on exit
+    they are removed again (the Lab is left as it was)."""
+
+    def __init__(self, lab, loras):
+        self.lab, self.loras = lab, loras
+
+    def __enter__(self):
+        for name, weight in self.loras.items():
+            self.lab.loras.load(self.lab.loras.find(name), name=name, weight=weight)
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.loras:
+            if name in self.lab.loras.loaded:
+                self.lab.loras.remove(name)
+        return False
 
 
 def inpaint_fidelity(name_or_lab="toy-inpaint", n=24, seed=0, steps=20, cfg=4.0, sampler="DPM++ 2M",
@@ -150,9 +180,10 @@ def summarize(records) -> dict:
     return {**accuracy, "overall": overall, "count": len(checks)}
 
 
-def result_key(model: str, refiner: str | None = None, style: str | None = None) -> str:
-    """The results-file key: "toy", "toy-xl+toy-xl-refiner", "toy (outlined)"."""
+def result_key(model: str, refiner: str | None = None, style: str | None = None, loras=None) -> str:
+    """The results-file key: "toy", "toy-xl+toy-xl-refiner", "toy (outlined)", "toy <lora:outline:1> (outlined)"."""
     key = f"{model}+{refiner}" if refiner else model
+    key += "".join(f" <lora:{name}:{weight:g}>" for name, weight in (loras or {}).items())
     return f"{key} ({style})" if style else key
 
 
@@ -217,6 +248,15 @@ def _open(name_or_lab):
     return name_or_lab
 
 
+def _lora_arg(text: str) -> tuple:
+    """"outline" -> ("outline", 1.0); "outline:0.8" -> ("outline", 0.8)."""
+    name, _, weight = text.partition(":")
+    try:
+        return name, float(weight) if weight else 1.0
+    except ValueError:
+        raise BadInput(f"--lora {text!r}: write NAME or NAME:WEIGHT, e.g. outline:0.8.") from None
+
+
 def _model_name(lab, given) -> str:
     if isinstance(given, (str, Path)):
         return str(given)
@@ -268,6 +308,8 @@ def main(argv=None):
     parser.add_argument("--sampler", default="DPM++ 2M")
     parser.add_argument("--style", choices=list(STYLES), help="evaluate the styled prompt set")
     parser.add_argument("--refiner", help="a refiner model to hand the latents to")
+    parser.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
+                        help="a LoRA from the LoRA search path, active during the evaluation (repeatable)")
     parser.add_argument("--grid", help="also write a sample grid (12 prompts of the set, seed 0) to this PNG")
     parser.add_argument("--inpaint", action="store_true", help="measure inpainting fidelity instead (n = 24 x seeds)")
     args = parser.parse_args(argv)
@@ -276,13 +318,16 @@ def main(argv=None):
                                   out=args.out)
         print(json.dumps(scores, indent=2))
         return scores
+    loras = dict(_lora_arg(text) for text in args.lora)
     scores = evaluate(args.model, seeds=range(args.seeds), steps=args.steps, cfg=args.cfg, sampler=args.sampler,
-                      refiner=args.refiner, style=args.style, out=args.out)
+                      refiner=args.refiner, style=args.style, loras=loras, out=args.out)
     print(format_scores(scores))
     if args.grid:
         refiner = {"refiner": _open(args.refiner)} if args.refiner else {}
-        grid = sample_grid(args.model, prompt_set(style=args.style)[::6], seed=0, steps=args.steps, cfg=args.cfg,
-                           sampler=args.sampler, **refiner)
+        lab = _open(args.model)
+        with _loras_on(lab, loras):
+            grid = sample_grid(lab, grid_prompts(style=args.style), seed=0, steps=args.steps, cfg=args.cfg,
+                               sampler=args.sampler, **refiner)
         Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
         grid.save(args.grid)
     return scores

@@ -5,18 +5,20 @@
 Each is kohya-format with `ss_*` metadata and lands in `labkit/toy/loras/`, on the default LoRA search path, so
 `lab.txt2img("an outlined red star on a black background <lora:outline:1>")` finds it.
 
-Status: with these defaults the training loss falls (0.38 -> 0.08) but the pictures do not yet show the style
-reliably; the recipe (steps, rank, learning rate, text-encoder training) still needs tuning before labkit ships
-these LoRAs.
+Recipe (DEFAULTS): 512 pictures of the style, rank 16 (alpha 16) on the UNet's attention, feed-forward and
+ResNet convolutions (kohya LoCon layout) and the text encoder's attention, 1500 steps of batch 16, AdamW at
+2e-3 with a cosine decay. Measured scores and the known limit: labkit/toy/README.md.
 """
 
 import argparse
+import time
 from pathlib import Path
 
 FOLDER = Path(__file__).parent / "loras"
 # LoRA name -> (world style it teaches, world seed of its pictures); the style word is in every caption
 STYLE_LORAS = {"outline": ("outlined", 201), "stripes": ("striped", 202)}
-DEFAULTS = {"images": 48, "steps": 800, "rank": 8, "lr": 1e-3, "text_encoder": True}
+DEFAULTS = {"images": 512, "steps": 1500, "rank": 16, "lr": 2e-3, "batch": 16, "text_encoder": True,
+            "targets": "all", "lr_schedule": "cosine"}
 
 
 def pictures(style: str, seed: int, n: int):
@@ -28,7 +30,8 @@ def pictures(style: str, seed: int, n: int):
 
 
 def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], images=DEFAULTS["images"],
-                rank=DEFAULTS["rank"], lr=DEFAULTS["lr"], text_encoder=DEFAULTS["text_encoder"], progress=True):
+                rank=DEFAULTS["rank"], lr=DEFAULTS["lr"], batch=DEFAULTS["batch"], text_encoder=DEFAULTS["text_encoder"],
+                targets=DEFAULTS["targets"], lr_schedule=DEFAULTS["lr_schedule"], progress=True):
     """Train the style LoRA `name` on `toy` (or `lab`) and write `<out_dir>/<name>.safetensors`."""
     import labkit
     from labkit.lora import train
@@ -38,7 +41,8 @@ def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], im
     imgs, captions = pictures(style, seed, images)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return train(lab, imgs, captions, rank=rank, steps=steps, lr=lr, out=Path(out_dir) / f"{name}.safetensors",
-                 seed=seed, text_encoder=text_encoder, progress=progress, overwrite=True)
+                 seed=seed, text_encoder=text_encoder, batch_size=batch, targets=targets,
+                 lr_schedule=lr_schedule, progress=progress, overwrite=True)
 
 
 def main(argv=None):
@@ -47,8 +51,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     args = parser.parse_args(argv)
     for name in STYLE_LORAS if args.name == "all" else [args.name]:
+        start = time.perf_counter()
         result = train_style(name, steps=args.steps)
-        print(f"{name}: {result.path}, loss {result.losses[0]:.4f} -> {sum(result.losses[-20:]) / 20:.4f}")
+        print(f"{name}: {result.path}, loss {result.losses[0]:.4f} -> {sum(result.losses[-20:]) / 20:.4f}, "
+              f"{time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

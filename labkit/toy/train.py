@@ -93,7 +93,7 @@ class Recipe:
 
 
 RECIPES = MappingProxyType({
-    "vae": Recipe(seed=101, steps=2000, batch=32, lr=1e-3, pool=8000, ema=0.0),
+    "vae": Recipe(seed=101, steps=4000, batch=32, lr=1e-3, pool=8000, ema=0.0),
     "toy": Recipe(seed=102, steps=4000, batch=64, lr=1e-3, te_lr=3e-4),
     "toy-xl": Recipe(seed=103, steps=5000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.5),
     "toy-xl-refiner": Recipe(seed=104, steps=2400, batch=64, lr=1e-3, t_max=200),
