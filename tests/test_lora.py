@@ -703,3 +703,16 @@ def test_train_rejects_unknown_targets_and_schedules(tmp_path, bad):
     with pytest.raises(BadInput, match="use one of"):
         train(lab, solid((1, 2, 3)), ["x"], steps=1, out=tmp_path / "x.safetensors", progress=False, **bad)
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_toy_style_lora_recipe_writes_a_locon_file_and_never_replaces_a_users_file(tmp_path):
+    from labkit.toy.loras import DEFAULTS, train_style
+
+    lab = make_lab("toy", seed=4)
+    result = train_style("stripes", lab=lab, out_dir=tmp_path, steps=2, images=4, batch=2, progress=False)
+    report = __import__("labkit").inspect(result.path)
+    assert result.path == tmp_path / "stripes.safetensors" and len(result.losses) == 2
+    assert report.lora.format == "locon" and report.lora.rank == DEFAULTS["rank"]
+    assert report.metadata["ss_lr_scheduler"] == DEFAULTS["lr_schedule"] and report.metadata["ss_num_train_images"] == "4"
+    with pytest.raises(BadInput, match="already exists"):
+        train_style("stripes", lab=lab, out_dir=tmp_path, steps=1, images=2, batch=2, progress=False)

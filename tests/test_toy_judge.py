@@ -337,4 +337,5 @@ def test_lora_command_line_argument():
 def test_grid_prompts_show_every_shape_and_background():
     asked = [ev.wanted(p) for p in ev.grid_prompts(style="striped")]
     assert len(asked) == 12 and {a["style"] for a in asked} == {"striped"}
-    assert {a["shape"] for a in asked} == set(world.SHAPES) and {a["background"] for a in asked} == set(world.BACKGROUNDS)
+    assert {a["shape"] for a in asked} == set(world.SHAPES)
+    assert {a["background"] for a in asked} == set(world.BACKGROUNDS)

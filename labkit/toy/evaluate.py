@@ -47,8 +47,8 @@ def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, samp
     `name_or_lab`: an embedded model name (opened with `labkit.open`) or a `Lab`. `prompts`: defaults to
     `prompt_set(style=style)` (`style` only picks that default set). `refiner`: a Lab or model name, passed to
     txt2img. `loras`: {name: weight} of LoRAs found on the Lab's LoRA search path, active for this evaluation
-    only (removed afterwards). `out`: a JSON results file; the scores (without the failure list) are merged into it under
-    `result_key(...)`, other entries kept.
+    only (removed afterwards). `out`: a JSON results file; the scores (without the failure list) are merged into
+    it under `result_key(...)`, other entries kept.
 
     Returns {"model", "color", "shape", "background", "style" (accuracies, None where never asked), "overall"
     (share of pictures with every asked attribute right), "count", "seconds", "settings", "failures"}; each

@@ -30,9 +30,11 @@ def pictures(style: str, seed: int, n: int):
 
 
 def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], images=DEFAULTS["images"],
-                rank=DEFAULTS["rank"], lr=DEFAULTS["lr"], batch=DEFAULTS["batch"], text_encoder=DEFAULTS["text_encoder"],
-                targets=DEFAULTS["targets"], lr_schedule=DEFAULTS["lr_schedule"], progress=True):
-    """Train the style LoRA `name` on `toy` (or `lab`) and write `<out_dir>/<name>.safetensors`."""
+                rank=DEFAULTS["rank"], lr=DEFAULTS["lr"], batch=DEFAULTS["batch"],
+                text_encoder=DEFAULTS["text_encoder"], targets=DEFAULTS["targets"], lr_schedule=DEFAULTS["lr_schedule"],
+                progress=True):
+    """Train the style LoRA `name` on `toy` (or `lab`) and write `<out_dir>/<name>.safetensors` (replaced only in
+    labkit's own folder; elsewhere an existing file is an error)."""
     import labkit
     from labkit.lora import train
 
@@ -42,7 +44,7 @@ def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], im
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return train(lab, imgs, captions, rank=rank, steps=steps, lr=lr, out=Path(out_dir) / f"{name}.safetensors",
                  seed=seed, text_encoder=text_encoder, batch_size=batch, targets=targets,
-                 lr_schedule=lr_schedule, progress=progress, overwrite=True)
+                 lr_schedule=lr_schedule, progress=progress, overwrite=Path(out_dir) == FOLDER)
 
 
 def main(argv=None):
