@@ -716,3 +716,9 @@ def test_toy_style_lora_recipe_writes_a_locon_file_and_never_replaces_a_users_fi
     assert report.metadata["ss_lr_scheduler"] == DEFAULTS["lr_schedule"] and report.metadata["ss_num_train_images"] == "4"
     with pytest.raises(BadInput, match="already exists"):
         train_style("stripes", lab=lab, out_dir=tmp_path, steps=1, images=2, batch=2, progress=False)
+
+
+def test_train_checks_the_output_folder_before_training(tmp_path):
+    lab = make_lab("toy", seed=4)
+    with pytest.raises(BadInput, match="does not exist; create it"):
+        train(lab, solid((1, 2, 3)), ["x"], steps=1, out=tmp_path / "missing" / "x.safetensors", progress=False)

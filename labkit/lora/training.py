@@ -90,6 +90,9 @@ def _check(lab, images, captions, out, overwrite, targets="attention", lr_schedu
     out = Path(out)
     if out.suffix != ".safetensors":
         raise BadInput(f"out={str(out)!r}: a LoRA is written as a .safetensors file; end the name with it.")
+    if not out.parent.is_dir():
+        raise BadInput(f"out={str(out)!r}: the folder {out.parent} does not exist; create it first (checked before "
+                       "training, so no run is lost).")
     if out.exists() and not overwrite:
         raise BadInput(f"{out} already exists; pass overwrite=True to replace it.")
     return out
