@@ -295,37 +295,16 @@ def test_sample_grid_is_a_labelled_contact_sheet():
     assert (caption < 100).any()  # dark text under the first picture
 
 
-class FakeLoras:
-    """Stands in for lab.loras: records what is loaded and removed."""
-
-    def __init__(self):
-        self.loaded, self.log = {}, []
-
-    def find(self, name):
-        return f"/loras/{name}.safetensors"
-
-    def load(self, path, name=None, weight=1.0):
-        self.loaded[name] = weight
-        self.log.append(("load", path, weight))
-
-    def remove(self, name):
-        del self.loaded[name]
-        self.log.append(("remove", name))
-
-
-def test_evaluate_with_loras_loads_them_for_the_run_only_and_keys_the_results(tmp_path):
-    lab = FakeLab()
-    lab.loras = FakeLoras()
-    seen = []
-    lab.txt2img = lambda *a, _draw=lab.txt2img, **kw: seen.append(dict(lab.loras.loaded)) or _draw(*a, **kw)
+def test_evaluate_with_loras_tags_every_prompt_and_keys_the_results(tmp_path):
+    lab, prompt = FakeLab(), "an outlined red star on a black background"
     path = tmp_path / "scores.json"
-    scores = ev.evaluate(lab, prompts=["an outlined red star on a black background"], seeds=(0,),
-                         loras={"outline": 0.8}, out=path)
-    assert seen == [{"outline": 0.8}] and lab.loras.loaded == {}
-    assert lab.loras.log == [("load", "/loras/outline.safetensors", 0.8), ("remove", "outline")]
+    scores = ev.evaluate(lab, prompts=[prompt], seeds=(0,), loras={"outline": 0.8}, out=path)
+    assert [c["prompt"] for c in lab.calls] == [prompt + " <lora:outline:0.8>"]  # active for that call only
+    assert scores["count"] == 1 and scores["style"] == 1.0  # judged against the prompt without its tag
     assert scores["settings"]["loras"] == {"outline": 0.8}
     assert list(json.loads(path.read_text())) == ["fake <lora:outline:0.8>"]
     assert ev.result_key("toy", None, "outlined", {"outline": 1.0}) == "toy <lora:outline:1> (outlined)"
+    assert ev.lora_tags({"a": 1.0, "b": -0.5}) == " <lora:a:1> <lora:b:-0.5>" and ev.lora_tags(None) == ""
 
 
 def test_lora_command_line_argument():

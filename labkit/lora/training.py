@@ -70,15 +70,13 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
         losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr, lr_schedule,
                            batch_size or min(4, len(images)), generator, progress)
         peft_state = _peft_state(lab, components)
-    meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, seed, trigger, text_encoder, len(images))
-    meta["ss_lr_scheduler"] = lr_schedule
-    if targets == "all":
-        meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
+    meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
+                     len(images))
     _write(kohya_state(lab, peft_state, alpha), out, meta)
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
-def _check(lab, images, captions, out, overwrite, targets="attention", lr_schedule="constant") -> Path:
+def _check(lab, images, captions, out, overwrite, targets, lr_schedule) -> Path:
     if targets not in TARGET_SETS:
         raise BadInput(f"targets={targets!r}: use one of {', '.join(map(repr, TARGET_SETS))}.")
     if lr_schedule not in LR_SCHEDULES:
@@ -102,7 +100,7 @@ def _text_components(lab) -> list:
     return [c for c in KOHYA_PREFIXES[lab.layout] if c != "unet" and lab.components.get(c) is not None]
 
 
-def _configs(rank, alpha, components, unet_targets=UNET_TARGETS) -> dict:
+def _configs(rank, alpha, components, unet_targets) -> dict:
     from peft import LoraConfig
 
     def config(targets):
@@ -268,7 +266,8 @@ def kohya_state(lab, peft_state: dict, alpha: float) -> dict:
     return out
 
 
-def _metadata(lab, out, prompts, rank, alpha, steps, lr, seed, trigger, text_encoder, n_images) -> dict:
+def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
+              n_images) -> dict:
     """kohya's `ss_*` training metadata (all strings), as A1111 and civitai read it."""
     tags = Counter(tag.strip() for p in prompts for tag in p.split(",") if tag.strip())
     meta = {
@@ -289,10 +288,12 @@ def _metadata(lab, out, prompts, rank, alpha, steps, lr, seed, trigger, text_enc
         "ss_text_encoder_lr": str(lr if text_encoder else 0),
         "ss_network_train_unet_only": str(not text_encoder),
         "ss_optimizer": "torch.optim.AdamW",
-        "ss_lr_scheduler": "constant",
+        "ss_lr_scheduler": lr_schedule,
         "ss_seed": str(seed),
         "ss_v_parameterization": str(lab.scheduler_config.get("prediction_type") == "v_prediction"),
     }
+    if targets == "all":  # kohya's LoCon: conv layers at the same rank and alpha
+        meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
     if lab.family in V2_FLAGS:
         meta["ss_v2"] = V2_FLAGS[lab.family]
     return meta

@@ -46,8 +46,8 @@ def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, samp
 
     `name_or_lab`: an embedded model name (opened with `labkit.open`) or a `Lab`. `prompts`: defaults to
     `prompt_set(style=style)` (`style` only picks that default set). `refiner`: a Lab or model name, passed to
-    txt2img. `loras`: {name: weight} of LoRAs found on the Lab's LoRA search path, active for this evaluation
-    only (removed afterwards). `out`: a JSON results file; the scores (without the failure list) are merged into
+    txt2img. `loras`: {name: weight} of LoRAs on the Lab's LoRA search path, added to every prompt as
+    `<lora:name:weight>` tags (active for those calls only, as in any prompt). `out`: a JSON results file; the scores (without the failure list) are merged into
     it under `result_key(...)`, other entries kept.
 
     Returns {"model", "color", "shape", "background", "style" (accuracies, None where never asked), "overall"
@@ -65,37 +65,18 @@ def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, samp
                 "loras": loras}
     start = perf_counter()
     records = []
-    with _loras_on(lab, loras):
-        for prompt in prompts:
-            asked = wanted(prompt)
-            for seed, image in _generate(lab, prompt, seeds, steps=steps, cfg=cfg, sampler=sampler, refiner=refiner):
-                verdict = judge(image)
-                records.append((prompt, seed, asked, verdict, compare(verdict, asked)))
+    for prompt in prompts:
+        asked = wanted(prompt)
+        for seed, image in _generate(lab, prompt + lora_tags(loras), seeds, steps=steps, cfg=cfg, sampler=sampler,
+                                     refiner=refiner):
+            verdict = judge(image)
+            records.append((prompt, seed, asked, verdict, compare(verdict, asked)))
     scores = {"model": _model_name(lab, name_or_lab), **summarize(records),
               "seconds": round(perf_counter() - start, 2), "settings": settings,
               "failures": [_failure(*r) for r in records if not all(r[4].values())]}
     if out is not None:
         merge_results(out, result_key(scores["model"], settings["refiner"], style, loras), scores)
     return scores
-
-
-class _loras_on:
-    """Context: the LoRAs {name: weight}, found on `lab.loras.search_paths`, loaded for its duration; on exit
-    they are removed again (the Lab is left as it was)."""
-
-    def __init__(self, lab, loras):
-        self.lab, self.loras = lab, loras
-
-    def __enter__(self):
-        for name, weight in self.loras.items():
-            self.lab.loras.load(self.lab.loras.find(name), name=name, weight=weight)
-        return self
-
-    def __exit__(self, *exc):
-        for name in self.loras:
-            if name in self.lab.loras.loaded:
-                self.lab.loras.remove(name)
-        return False
 
 
 def inpaint_fidelity(name_or_lab="toy-inpaint", n=24, seed=0, steps=20, cfg=4.0, sampler="DPM++ 2M",
@@ -182,9 +163,13 @@ def summarize(records) -> dict:
 
 def result_key(model: str, refiner: str | None = None, style: str | None = None, loras=None) -> str:
     """The results-file key: "toy", "toy-xl+toy-xl-refiner", "toy (outlined)", "toy <lora:outline:1> (outlined)"."""
-    key = f"{model}+{refiner}" if refiner else model
-    key += "".join(f" <lora:{name}:{weight:g}>" for name, weight in (loras or {}).items())
+    key = (f"{model}+{refiner}" if refiner else model) + lora_tags(loras)
     return f"{key} ({style})" if style else key
+
+
+def lora_tags(loras) -> str:
+    """{"outline": 1.0} -> " <lora:outline:1>": the prompt tags that turn the LoRAs on for a call."""
+    return "".join(f" <lora:{name}:{weight:g}>" for name, weight in (loras or {}).items())
 
 
 def merge_results(path, key: str, scores: dict) -> dict:
@@ -324,10 +309,9 @@ def main(argv=None):
     print(format_scores(scores))
     if args.grid:
         refiner = {"refiner": _open(args.refiner)} if args.refiner else {}
-        lab = _open(args.model)
-        with _loras_on(lab, loras):
-            grid = sample_grid(lab, grid_prompts(style=args.style), seed=0, steps=args.steps, cfg=args.cfg,
-                               sampler=args.sampler, **refiner)
+        prompts = [p + lora_tags(loras) for p in grid_prompts(style=args.style)]
+        grid = sample_grid(args.model, prompts, seed=0, steps=args.steps, cfg=args.cfg, sampler=args.sampler,
+                           **refiner)
         Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
         grid.save(args.grid)
     return scores
