@@ -680,14 +680,16 @@ def test_train_all_targets_writes_a_locon_file_with_a_cosine_schedule(manager, t
     lab = make_lab("toy", seed=4)
     images, captions = solid((220, 30, 30), (30, 30, 220)), ["red", "blue"]
     result = train(lab, images, captions, rank=4, steps=6, lr=1e-2, out=tmp_path / "locon.safetensors",
-                   targets="all", lr_schedule="cosine", progress=False)
+                   targets="all", lr_schedule="cosine", text_encoder=True, progress=False)
     tensors = load_file(str(result.path))
     convs = [k for k, v in tensors.items() if k.endswith("lora_down.weight") and v.ndim == 4]
     assert any("resnets" in k and "conv1" in k for k in convs)  # (r, in, 3, 3) downs: LoCon's conv layers
     assert any("_ff_net_2." in k for k in tensors) and any("_proj_in." in k for k in tensors)
+    assert any(k.startswith("lora_te_") and "_mlp_fc1." in k for k in tensors)  # kohya's text set: MLPs too
     report = __import__("labkit").inspect(result.path)
     assert report.lora.format == "locon"
-    assert report.metadata["ss_lr_scheduler"] == "cosine"
+    assert report.metadata["ss_lr_scheduler"] == "cosine" and report.metadata["ss_max_grad_norm"] == "1.0"
+    assert "ss_ema_decay" not in report.metadata
     assert json.loads(report.metadata["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": "4"}
     before, m = weights(lab), manager(lab)
     info = m.load(result.path)
@@ -697,10 +699,29 @@ def test_train_all_targets_writes_a_locon_file_with_a_cosine_schedule(manager, t
     assert any("resnets" in k and "conv1.weight" in k for k in moved) and any("ff.net.2" in k for k in moved)
 
 
-@pytest.mark.parametrize("bad", [{"targets": "everything"}, {"lr_schedule": "linear"}])
+def test_train_with_ema_writes_the_moving_average(tmp_path):
+    lab = make_lab("toy", seed=4)
+    images, captions = solid((220, 30, 30), (30, 30, 220)), ["red", "blue"]
+
+    def run(steps, ema):
+        return train(lab, images, captions, rank=4, steps=steps, lr=1e-2, ema=ema, progress=False,
+                     out=tmp_path / f"{steps}-{ema}.safetensors")
+
+    def ups(result):  # the lora_B weights, which start at zero
+        return torch.cat([v.flatten() for k, v in result.peft_state["unet"].items() if "lora_B" in k])
+
+    first, second, averaged = ups(run(1, 0.0)), ups(run(2, 0.0)), ups(run(2, 0.999))
+    # diffusers' EMA warms up: it copies step 1, then mixes in step 2 at decay (1 + 1) / (10 + 1)
+    assert not torch.allclose(first, second)
+    assert torch.allclose(averaged, 2 / 11 * first + 9 / 11 * second, atol=1e-6)
+    assert __import__("labkit").inspect(tmp_path / "2-0.999.safetensors").metadata["ss_ema_decay"] == "0.999"
+
+
+@pytest.mark.parametrize("bad", [{"targets": "everything"}, {"lr_schedule": "linear"}, {"ema": 1.0},
+                                 {"save_dtype": "bfloat16"}])
 def test_train_rejects_unknown_targets_and_schedules(tmp_path, bad):
     lab = make_lab("toy", seed=4)
-    with pytest.raises(BadInput, match="use one of"):
+    with pytest.raises(BadInput, match="use one of|decay is in"):
         train(lab, solid((1, 2, 3)), ["x"], steps=1, out=tmp_path / "x.safetensors", progress=False, **bad)
     assert not (tmp_path / "x.safetensors").exists()
 
@@ -714,6 +735,8 @@ def test_toy_style_lora_recipe_writes_a_locon_file_and_never_replaces_a_users_fi
     assert result.path == tmp_path / "stripes.safetensors" and len(result.losses) == 2
     assert report.lora.format == "locon" and report.lora.rank == DEFAULTS["rank"]
     assert report.metadata["ss_lr_scheduler"] == DEFAULTS["lr_schedule"] and report.metadata["ss_num_train_images"] == "4"
+    assert report.metadata["ss_ema_decay"] == str(DEFAULTS["ema"])
+    assert {v.dtype for v in load_file(str(result.path)).values()} == {getattr(torch, DEFAULTS["save_dtype"])}
     with pytest.raises(BadInput, match="already exists"):
         train_style("stripes", lab=lab, out_dir=tmp_path, steps=1, images=2, batch=2, progress=False)
 

@@ -88,6 +88,7 @@ def test_shipped_style_lora_is_found_by_name_and_changes_the_style(labs, lora):
     path = lab.loras.find(lora)
     report = labkit.inspect(path)
     assert (report.kind, report.family, report.lora.format, report.lora.rank) == ("lora", "toy", "locon", 16)
+    assert report.dtype == "float16" and "ss_ema_decay" in report.metadata  # the recipe in labkit/toy/loras.py
     assert report.metadata["ss_base_model_version"] == "labkit_toy"
     prompts = evaluate.grid_prompts(style=style)[::2]  # six: every shape, every background
     without = [lab.txt2img(p, **FAST).image for p in prompts]

@@ -24,7 +24,10 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # attention projections, as
 LOCON_TARGETS = ["proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2", "conv_shortcut"]
 TARGET_SETS = {"attention": UNET_TARGETS, "all": UNET_TARGETS + LOCON_TARGETS}
 LR_SCHEDULES = ("constant", "cosine")
-TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+SAVE_DTYPES = ("float32", "float16")
+TEXT_TARGETS = {"attention": ["q_proj", "k_proj", "v_proj", "out_proj"]}
+TEXT_TARGETS["all"] = TEXT_TARGETS["attention"] + ["fc1", "fc2"]  # kohya's text-encoder set: attention and MLP
+MAX_GRAD_NORM = 1.0  # gradient clipping, kohya's and diffusers' default
 # layout -> component -> kohya module-name prefix
 KOHYA_PREFIXES = {"sd": {"unet": "lora_unet_", "text_encoder": "lora_te_"},
                   "xl": {"unet": "lora_unet_", "text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}}
@@ -48,16 +51,19 @@ class TrainResult:
 
 def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetensors", trigger=None, seed=0,
           alpha=None, text_encoder=False, batch_size=None, size=None, targets="attention", lr_schedule="constant",
-          progress=True, overwrite=False) -> TrainResult:
+          ema=0.0, save_dtype="float32", progress=True, overwrite=False) -> TrainResult:
     """Fine-tune a LoRA of `rank` (alpha defaults to rank) on `images` (PIL) with their `captions`.
 
-    `trigger` is put in front of every caption; `text_encoder=True` trains the text encoders' attention too.
-    `targets`: "attention" (the UNet's attention projections) or "all" (also its convolutions and feed-forward
-    layers, as kohya's LoCon). `lr_schedule`: "constant" or "cosine" (decays to 0 by the last step).
+    `trigger` is put in front of every caption; `text_encoder=True` trains the text encoders too.
+    `targets`: "attention" (the attention projections) or "all" (also the UNet's convolutions and feed-forward
+    layers, as kohya's LoCon, and the text encoders' MLPs). `lr_schedule`: "constant" or "cosine" (decays to 0
+    by the last step). `ema`: the decay of an exponential moving average of the LoRA weights, which is what gets
+    written (0: the last step's weights). Gradients are clipped to norm 1. `save_dtype`: "float32" or "float16"
+    (kohya's --save_precision; half the file size).
     Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
     import torch
 
-    out = _check(lab, images, captions, out, overwrite, targets, lr_schedule)
+    out = _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype)
     alpha = rank if alpha is None else alpha
     prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
     loras = getattr(lab, "loras", None)
@@ -65,18 +71,22 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
         loras.unfuse()  # train on the model's own weights
     generator = torch.Generator().manual_seed(seed)
     components = ["unet"] + (_text_components(lab) if text_encoder else [])
-    configs = _configs(rank, alpha, components, TARGET_SETS[targets])
+    configs = _configs(rank, alpha, components, targets)
     with _adapters(lab, configs, seed) as params:
         losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr, lr_schedule,
-                           batch_size or min(4, len(images)), generator, progress)
+                           batch_size or min(4, len(images)), ema, generator, progress)
         peft_state = _peft_state(lab, components)
     meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
-                     len(images))
-    _write(kohya_state(lab, peft_state, alpha), out, meta)
+                     len(images), ema)
+    _write({k: v.to(getattr(torch, save_dtype)) for k, v in kohya_state(lab, peft_state, alpha).items()}, out, meta)
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
-def _check(lab, images, captions, out, overwrite, targets, lr_schedule) -> Path:
+def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype) -> Path:
+    if save_dtype not in SAVE_DTYPES:
+        raise BadInput(f"save_dtype={save_dtype!r}: use one of {', '.join(map(repr, SAVE_DTYPES))}.")
+    if not 0.0 <= ema < 1.0:
+        raise BadInput(f"ema={ema!r}: the moving average's decay is in [0, 1), e.g. 0.999 (0 turns it off).")
     if targets not in TARGET_SETS:
         raise BadInput(f"targets={targets!r}: use one of {', '.join(map(repr, TARGET_SETS))}.")
     if lr_schedule not in LR_SCHEDULES:
@@ -100,13 +110,13 @@ def _text_components(lab) -> list:
     return [c for c in KOHYA_PREFIXES[lab.layout] if c != "unet" and lab.components.get(c) is not None]
 
 
-def _configs(rank, alpha, components, unet_targets) -> dict:
+def _configs(rank, alpha, components, targets) -> dict:
     from peft import LoraConfig
 
-    def config(targets):
-        return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=targets)
+    def config(modules):
+        return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=modules)
 
-    return {c: config(unet_targets if c == "unet" else TEXT_TARGETS) for c in components}
+    return {c: config(TARGET_SETS[targets] if c == "unet" else TEXT_TARGETS[targets]) for c in components}
 
 
 class _adapters:
@@ -182,9 +192,10 @@ def _noise_scheduler(lab):
     return DDPMScheduler.from_config({k: v for k, v in lab.scheduler_config.items() if k in SCHEDULER_KEYS})
 
 
-def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, batch, generator, progress) -> list:
-    """AdamW on `params` for `steps` steps of the diffusion loss, at a constant or cosine-decayed learning rate;
-    returns the loss of each step."""
+def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, batch, ema, generator,
+              progress) -> list:
+    """AdamW on `params` for `steps` steps of the diffusion loss, at a constant or cosine-decayed learning rate,
+    gradients clipped; with `ema` the params end holding their moving average. Returns the loss of each step."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -197,6 +208,7 @@ def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, ba
             frozen_text = _encode(lab, prompts)
     optimizer = torch.optim.AdamW(params, lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
+    average = _ema(params, ema) if ema else None
     models = [lab.components[c] for c in components]
     for model in models:
         model.train()
@@ -218,14 +230,26 @@ def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, ba
         loss = F.mse_loss(pred.float(), target.float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
         optimizer.step()
         if decay is not None:
             decay.step()
+        if average is not None:
+            average.step(params)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    if average is not None:
+        average.copy_to(params)
     for model in models:
         model.eval()
     return losses
+
+
+def _ema(params, decay):
+    """diffusers' EMAModel over `params` (its decay warms up over the first steps)."""
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(params, decay=decay, foreach=True)
 
 
 def _select(cond, idx) -> dict:
@@ -267,7 +291,7 @@ def kohya_state(lab, peft_state: dict, alpha: float) -> dict:
 
 
 def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
-              n_images) -> dict:
+              n_images, ema) -> dict:
     """kohya's `ss_*` training metadata (all strings), as A1111 and civitai read it."""
     tags = Counter(tag.strip() for p in prompts for tag in p.split(",") if tag.strip())
     meta = {
@@ -289,11 +313,14 @@ def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, s
         "ss_network_train_unet_only": str(not text_encoder),
         "ss_optimizer": "torch.optim.AdamW",
         "ss_lr_scheduler": lr_schedule,
+        "ss_max_grad_norm": str(MAX_GRAD_NORM),
         "ss_seed": str(seed),
         "ss_v_parameterization": str(lab.scheduler_config.get("prediction_type") == "v_prediction"),
     }
     if targets == "all":  # kohya's LoCon: conv layers at the same rank and alpha
         meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
+    if ema:
+        meta["ss_ema_decay"] = str(ema)  # labkit's own key: kohya's scripts have no EMA for LoRAs
     if lab.family in V2_FLAGS:
         meta["ss_v2"] = V2_FLAGS[lab.family]
     return meta

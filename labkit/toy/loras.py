@@ -5,9 +5,10 @@
 Each is kohya-format with `ss_*` metadata and lands in `labkit/toy/loras/`, on the default LoRA search path, so
 `lab.txt2img("an outlined red star on a black background <lora:outline:1>")` finds it.
 
-Recipe (DEFAULTS): 512 pictures of the style, rank 16 (alpha 16) on the UNet's attention, feed-forward and
-ResNet convolutions (kohya LoCon layout) and the text encoder's attention, 1500 steps of batch 16, AdamW at
-2e-3 with a cosine decay. Measured scores and the known limit: labkit/toy/README.md.
+Recipe (DEFAULTS): 1024 pictures of the style, rank 16 (alpha 16) on the UNet's attention, feed-forward and
+ResNet convolutions (kohya LoCon layout) and the text encoder's attention and MLPs, 2000 steps of batch 64,
+AdamW at 2e-3 with a cosine decay, gradients clipped to 1, the weights' moving average (decay 0.999) saved in
+float16. Measured scores and the known limit: labkit/toy/README.md.
 """
 
 import argparse
@@ -17,8 +18,9 @@ from pathlib import Path
 FOLDER = Path(__file__).parent / "loras"
 # LoRA name -> (world style it teaches, world seed of its pictures); the style word is in every caption
 STYLE_LORAS = {"outline": ("outlined", 201), "stripes": ("striped", 202)}
-DEFAULTS = {"images": 512, "steps": 1500, "rank": 16, "lr": 2e-3, "batch": 16, "text_encoder": True,
-            "targets": "all", "lr_schedule": "cosine"}
+DEFAULTS = {"images": 1024, "steps": 2000, "rank": 16, "lr": 2e-3, "batch": 64, "text_encoder": True,
+            "targets": "all", "lr_schedule": "cosine", "ema": 0.999,
+            "save_dtype": "float16"}
 
 
 def pictures(style: str, seed: int, n: int):
@@ -32,7 +34,7 @@ def pictures(style: str, seed: int, n: int):
 def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], images=DEFAULTS["images"],
                 rank=DEFAULTS["rank"], lr=DEFAULTS["lr"], batch=DEFAULTS["batch"],
                 text_encoder=DEFAULTS["text_encoder"], targets=DEFAULTS["targets"], lr_schedule=DEFAULTS["lr_schedule"],
-                progress=True):
+                ema=DEFAULTS["ema"], save_dtype=DEFAULTS["save_dtype"], progress=True):
     """Train the style LoRA `name` on `toy` (or `lab`) and write `<out_dir>/<name>.safetensors` (replaced only in
     labkit's own folder; elsewhere an existing file is an error)."""
     import labkit
@@ -44,7 +46,7 @@ def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], im
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return train(lab, imgs, captions, rank=rank, steps=steps, lr=lr, out=Path(out_dir) / f"{name}.safetensors",
                  seed=seed, text_encoder=text_encoder, batch_size=batch, targets=targets,
-                 lr_schedule=lr_schedule, progress=progress, overwrite=Path(out_dir) == FOLDER)
+                 lr_schedule=lr_schedule, ema=ema, save_dtype=save_dtype, progress=progress, overwrite=Path(out_dir) == FOLDER)
 
 
 def main(argv=None):
