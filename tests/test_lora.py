@@ -717,7 +717,7 @@ def test_train_with_ema_writes_the_moving_average(tmp_path):
     assert __import__("labkit").inspect(tmp_path / "2-0.999.safetensors").metadata["ss_ema_decay"] == "0.999"
 
 
-@pytest.mark.parametrize("bad", [{"targets": "everything"}, {"lr_schedule": "linear"}, {"ema": 1.0},
+@pytest.mark.parametrize("bad", [{"targets": "everything"}, {"lr_schedule": "linear"}, {"ema": 1.0}, {"ema": "0.9"},
                                  {"save_dtype": "bfloat16"}])
 def test_train_rejects_unknown_targets_and_schedules(tmp_path, bad):
     lab = make_lab("toy", seed=4)

@@ -85,8 +85,8 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
 def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype) -> Path:
     if save_dtype not in SAVE_DTYPES:
         raise BadInput(f"save_dtype={save_dtype!r}: use one of {', '.join(map(repr, SAVE_DTYPES))}.")
-    if not 0.0 <= ema < 1.0:
-        raise BadInput(f"ema={ema!r}: the moving average's decay is in [0, 1), e.g. 0.999 (0 turns it off).")
+    if ema is not None and not (isinstance(ema, (int, float)) and 0.0 <= ema < 1.0):
+        raise BadInput(f"ema={ema!r}: the moving average's decay is in [0, 1), e.g. 0.999 (0 or None: off).")
     if targets not in TARGET_SETS:
         raise BadInput(f"targets={targets!r}: use one of {', '.join(map(repr, TARGET_SETS))}.")
     if lr_schedule not in LR_SCHEDULES:

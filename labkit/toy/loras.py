@@ -19,8 +19,7 @@ FOLDER = Path(__file__).parent / "loras"
 # LoRA name -> (world style it teaches, world seed of its pictures); the style word is in every caption
 STYLE_LORAS = {"outline": ("outlined", 201), "stripes": ("striped", 202)}
 DEFAULTS = {"images": 1024, "steps": 2000, "rank": 16, "lr": 2e-3, "batch": 64, "text_encoder": True,
-            "targets": "all", "lr_schedule": "cosine", "ema": 0.999,
-            "save_dtype": "float16"}
+            "targets": "all", "lr_schedule": "cosine", "ema": 0.999, "save_dtype": "float16"}
 
 
 def pictures(style: str, seed: int, n: int):
