@@ -734,7 +734,8 @@ def test_toy_style_lora_recipe_writes_a_locon_file_and_never_replaces_a_users_fi
     report = __import__("labkit").inspect(result.path)
     assert result.path == tmp_path / "stripes.safetensors" and len(result.losses) == 2
     assert report.lora.format == "locon" and report.lora.rank == DEFAULTS["rank"]
-    assert report.metadata["ss_lr_scheduler"] == DEFAULTS["lr_schedule"] and report.metadata["ss_num_train_images"] == "4"
+    assert report.metadata["ss_lr_scheduler"] == DEFAULTS["lr_schedule"]
+    assert report.metadata["ss_num_train_images"] == "4"
     assert report.metadata["ss_ema_decay"] == str(DEFAULTS["ema"])
     assert {v.dtype for v in load_file(str(result.path)).values()} == {getattr(torch, DEFAULTS["save_dtype"])}
     with pytest.raises(BadInput, match="already exists"):

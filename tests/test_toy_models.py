@@ -7,7 +7,7 @@ from PIL import Image
 
 import labkit
 from labkit.toy import evaluate
-from labkit.toy.world import prompt_set
+from labkit.toy.loras import DEFAULTS, STYLE_LORAS
 
 SHIPPED = labkit.models()
 FAST = {"steps": 12, "cfg": 4.0, "sampler": "DPM++ 2M", "seed": 1}
@@ -57,38 +57,29 @@ def test_refiner_handoff(labs):
 FLOORS = {"toy": 0.9, "toy-xl": 0.9}
 
 
-def spread_prompts():
-    """24 prompts: every shape x colour once, the backgrounds taking turns (the set is ordered shape, colour,
-    background, so prompt 3i + (i mod 3) is combination i on background i mod 3)."""
-    prompts = prompt_set()
-    return [prompts[3 * i + i % 3] for i in range(24)]
-
-
 def test_the_spread_prompts_cover_every_shape_colour_and_background():
-    asked = [evaluate.wanted(p) for p in spread_prompts()]
+    asked = [evaluate.wanted(p) for p in evaluate.spread_prompts()]
     assert len({(a["shape"], a["color"]) for a in asked}) == 24
     assert {a["background"] for a in asked} == {"white", "black", "gray"}
 
 
 @pytest.mark.parametrize("name", [n for n in SHIPPED if n in FLOORS])
 def test_pictures_follow_their_prompts(labs, name):
-    prompts = spread_prompts()
+    prompts = evaluate.spread_prompts()
     scores = evaluate.evaluate(labs[name], prompts=prompts, seeds=(0,), steps=20, cfg=4.0)
     assert min(scores["color"], scores["shape"], scores["background"]) >= FLOORS[name], scores
-
-
-STYLE_LORAS = {"outline": "outlined", "stripes": "striped"}
 
 
 @pytest.mark.parametrize("lora", STYLE_LORAS)
 def test_shipped_style_lora_is_found_by_name_and_changes_the_style(labs, lora):
     from labkit.toy.judge import judge
 
-    lab, style = labs["toy"], STYLE_LORAS[lora]
+    lab, (style, _) = labs["toy"], STYLE_LORAS[lora]
     path = lab.loras.find(lora)
     report = labkit.inspect(path)
     assert (report.kind, report.family, report.lora.format, report.lora.rank) == ("lora", "toy", "locon", 16)
-    assert report.dtype == "float16" and "ss_ema_decay" in report.metadata  # the recipe in labkit/toy/loras.py
+    assert report.dtype == "float16" == DEFAULTS["save_dtype"]  # made by the recipe in labkit/toy/loras.py
+    assert report.metadata["ss_ema_decay"] == str(DEFAULTS["ema"])
     assert report.metadata["ss_base_model_version"] == "labkit_toy"
     prompts = evaluate.grid_prompts(style=style)[::2]  # six: every shape, every background
     without = [lab.txt2img(p, **FAST).image for p in prompts]

@@ -25,11 +25,16 @@ def prompt_set(n_per=1, seed=0, style=None) -> list[str]:
     return world_prompt_set(n_per=n_per, seed=seed, style=style)
 
 
-def grid_prompts(style=None) -> list[str]:
-    """Twelve prompts of the set for a sample grid: every shape three times, red, yellow and blue objects, the
-    backgrounds taking turns (the set is ordered shape, colour, background)."""
+def spread_prompts(n=24, stride=3, style=None) -> list[str]:
+    """n prompts of the set, every `stride`-th shape-colour pair with the backgrounds taking turns (the set is
+    ordered shape, colour, background, so prompt stride * k + k mod 3 has background k mod 3)."""
     prompts = prompt_set(style=style)
-    return [prompts[6 * k + k % 3] for k in range(12)]
+    return [prompts[stride * k + k % 3] for k in range(n)]
+
+
+def grid_prompts(style=None) -> list[str]:
+    """Twelve prompts for a sample grid: every shape three times, red, yellow and blue objects, every background."""
+    return spread_prompts(12, 6, style)
 
 
 def wanted(prompt: str) -> dict:
@@ -47,8 +52,8 @@ def evaluate(name_or_lab, prompts=None, seeds=(0, 1, 2), steps=20, cfg=4.0, samp
     `name_or_lab`: an embedded model name (opened with `labkit.open`) or a `Lab`. `prompts`: defaults to
     `prompt_set(style=style)` (`style` only picks that default set). `refiner`: a Lab or model name, passed to
     txt2img. `loras`: {name: weight} of LoRAs on the Lab's LoRA search path, added to every prompt as
-    `<lora:name:weight>` tags (active for those calls only, as in any prompt). `out`: a JSON results file; the scores (without the failure list) are merged into
-    it under `result_key(...)`, other entries kept.
+    `<lora:name:weight>` tags (active for those calls only, as in any prompt). `out`: a JSON results file; the
+    scores (without the failure list) are merged into it under `result_key(...)`, other entries kept.
 
     Returns {"model", "color", "shape", "background", "style" (accuracies, None where never asked), "overall"
     (share of pictures with every asked attribute right), "count", "seconds", "settings", "failures"}; each

@@ -45,7 +45,8 @@ def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], im
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return train(lab, imgs, captions, rank=rank, steps=steps, lr=lr, out=Path(out_dir) / f"{name}.safetensors",
                  seed=seed, text_encoder=text_encoder, batch_size=batch, targets=targets,
-                 lr_schedule=lr_schedule, ema=ema, save_dtype=save_dtype, progress=progress, overwrite=Path(out_dir) == FOLDER)
+                 lr_schedule=lr_schedule, ema=ema, save_dtype=save_dtype, progress=progress,
+                 overwrite=Path(out_dir) == FOLDER)
 
 
 def main(argv=None):
