@@ -717,11 +717,39 @@ def test_train_with_ema_writes_the_moving_average(tmp_path):
     assert __import__("labkit").inspect(tmp_path / "2-0.999.safetensors").metadata["ss_ema_decay"] == "0.999"
 
 
+@pytest.mark.parametrize("text_encoder", [True, False])
+def test_train_with_caption_dropout_trains_on_the_empty_caption(tmp_path, monkeypatch, text_encoder):
+    from labkit.lora import training
+
+    lab = make_lab("toy", seed=4)
+    images, captions = solid((220, 30, 30), (30, 30, 220)), ["red", "blue"]
+    seen, encode, select = [], training._encode, training._select
+    embedded = {}  # frozen encoders: what each row of the precomputed embeddings holds
+    if text_encoder:  # captions are embedded each step: record them
+        monkeypatch.setattr(training, "_encode", lambda lab, ps: seen.extend(ps) or encode(lab, ps))
+    else:  # embedded once; each step picks rows: record the rows' captions
+        monkeypatch.setattr(training, "_encode", lambda lab, ps: embedded.update(enumerate(ps)) or encode(lab, ps))
+        monkeypatch.setattr(training, "_select", lambda c, idx: seen.extend(embedded[int(i)] for i in idx)
+                            or select(c, idx))
+
+    def run(dropout):
+        seen.clear()
+        train(lab, images, captions, rank=4, steps=6, lr=1e-2, batch_size=2, text_encoder=text_encoder,
+              caption_dropout=dropout, out=tmp_path / f"{dropout}-{text_encoder}.safetensors", progress=False)
+        return list(seen)
+
+    assert sorted(run(0.0)) == ["blue"] * 6 + ["red"] * 6
+    used = run(0.5)  # about half of the 12 samples get the empty caption
+    assert len(used) == 12 and 2 <= used.count("") <= 10 and {"red", "blue"} <= set(used)
+    meta = __import__("labkit").inspect(tmp_path / f"0.5-{text_encoder}.safetensors").metadata
+    assert meta["ss_caption_dropout_rate"] == "0.5"
+
+
 @pytest.mark.parametrize("bad", [{"targets": "everything"}, {"lr_schedule": "linear"}, {"ema": 1.0}, {"ema": "0.9"},
-                                 {"save_dtype": "bfloat16"}])
+                                 {"save_dtype": "bfloat16"}, {"caption_dropout": 1.0}, {"caption_dropout": "0.1"}])
 def test_train_rejects_unknown_targets_and_schedules(tmp_path, bad):
     lab = make_lab("toy", seed=4)
-    with pytest.raises(BadInput, match="use one of|decay is in"):
+    with pytest.raises(BadInput, match="use one of|decay is in|share of empty captions"):
         train(lab, solid((1, 2, 3)), ["x"], steps=1, out=tmp_path / "x.safetensors", progress=False, **bad)
     assert not (tmp_path / "x.safetensors").exists()
 

@@ -51,7 +51,7 @@ class TrainResult:
 
 def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetensors", trigger=None, seed=0,
           alpha=None, text_encoder=False, batch_size=None, size=None, targets="attention", lr_schedule="constant",
-          ema=0.0, save_dtype="float32", progress=True, overwrite=False) -> TrainResult:
+          ema=0.0, save_dtype="float32", caption_dropout=0.0, progress=True, overwrite=False) -> TrainResult:
     """Fine-tune a LoRA of `rank` (alpha defaults to rank) on `images` (PIL) with their `captions`.
 
     `trigger` is put in front of every caption; `text_encoder=True` trains the text encoders too.
@@ -59,11 +59,13 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
     layers, as kohya's LoCon, and the text encoders' MLPs). `lr_schedule`: "constant" or "cosine" (decays to 0
     by the last step). `ema`: the decay of an exponential moving average of the LoRA weights, which is what gets
     written (0: the last step's weights). Gradients are clipped to norm 1. `save_dtype`: "float32" or "float16"
-    (kohya's --save_precision; half the file size).
+    (kohya's --save_precision; half the file size). `caption_dropout`: the share of samples trained with an
+    empty caption (kohya's caption_dropout_rate), so the LoRA also shapes the unconditional prediction that
+    classifier-free guidance subtracts.
     Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
     import torch
 
-    out = _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype)
+    out = _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype, caption_dropout)
     alpha = rank if alpha is None else alpha
     prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
     loras = getattr(lab, "loras", None)
@@ -74,15 +76,17 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
     configs = _configs(rank, alpha, components, targets)
     with _adapters(lab, configs, seed) as params:
         losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr, lr_schedule,
-                           batch_size or min(4, len(images)), ema, generator, progress)
+                           batch_size or min(4, len(images)), ema, caption_dropout, generator, progress)
         peft_state = _peft_state(lab, components)
     meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
-                     len(images), ema)
+                     len(images), ema, caption_dropout)
     _write({k: v.to(getattr(torch, save_dtype)) for k, v in kohya_state(lab, peft_state, alpha).items()}, out, meta)
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
-def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype) -> Path:
+def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype, caption_dropout) -> Path:
+    if not (isinstance(caption_dropout, (int, float)) and 0.0 <= caption_dropout < 1.0):
+        raise BadInput(f"caption_dropout={caption_dropout!r}: the share of empty captions is in [0, 1), e.g. 0.1.")
     if save_dtype not in SAVE_DTYPES:
         raise BadInput(f"save_dtype={save_dtype!r}: use one of {', '.join(map(repr, SAVE_DTYPES))}.")
     if ema is not None and not (isinstance(ema, (int, float)) and 0.0 <= ema < 1.0):
@@ -192,10 +196,11 @@ def _noise_scheduler(lab):
     return DDPMScheduler.from_config({k: v for k, v in lab.scheduler_config.items() if k in SCHEDULER_KEYS})
 
 
-def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, batch, ema, generator,
-              progress) -> list:
+def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, batch, ema, caption_dropout,
+              generator, progress) -> list:
     """AdamW on `params` for `steps` steps of the diffusion loss, at a constant or cosine-decayed learning rate,
-    gradients clipped; with `ema` the params end holding their moving average. Returns the loss of each step."""
+    gradients clipped; with `ema` the params end holding their moving average; a `caption_dropout` share of the
+    samples get the empty caption. Returns the loss of each step."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -203,16 +208,16 @@ def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, ba
     unet, scheduler = lab.components["unet"], _noise_scheduler(lab)
     device, dtype = unet.device, unet.dtype
     frozen_text = None
-    if components == ["unet"]:  # frozen text encoders: embed every prompt once
+    if components == ["unet"]:  # frozen text encoders: embed every prompt once (and the empty caption last)
         with torch.no_grad():
-            frozen_text = _encode(lab, prompts)
+            frozen_text = _encode(lab, [*prompts, ""])  # row n: the empty caption
     optimizer = torch.optim.AdamW(params, lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
     average = _ema(params, ema) if ema else None
     models = [lab.components[c] for c in components]
     for model in models:
         model.train()
-    losses, n = [], len(prompts)
+    losses, n, captions = [], len(prompts), [*prompts, ""]  # captions[n]: the empty caption
     bar = tqdm(range(steps), desc="LoRA", disable=not progress)
     for _ in bar:
         idx = torch.randperm(n, generator=generator)[:batch]  # (b,)
@@ -222,7 +227,9 @@ def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, ba
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=generator).to(device)
         noisy = scheduler.add_noise(latents, noise, t)
         target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, t)
-        cond = _select(frozen_text, idx) if frozen_text else _encode(lab, [prompts[i] for i in idx])
+        if caption_dropout:  # drawn only when asked, so runs without it keep their random stream
+            idx = torch.where(torch.rand(len(idx), generator=generator) < caption_dropout, n, idx)  # n: ""
+        cond = _select(frozen_text, idx) if frozen_text else _encode(lab, [captions[i] for i in idx])
         if lab.layout == "xl":
             sizes = _time_ids(data["side"], len(idx), device)  # (b, 6)
             cond["added_cond_kwargs"] = {**cond["added_cond_kwargs"], "time_ids": sizes}
@@ -291,7 +298,7 @@ def kohya_state(lab, peft_state: dict, alpha: float) -> dict:
 
 
 def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
-              n_images, ema) -> dict:
+              n_images, ema, caption_dropout) -> dict:
     """kohya's `ss_*` training metadata (all strings), as A1111 and civitai read it."""
     tags = Counter(tag.strip() for p in prompts for tag in p.split(",") if tag.strip())
     meta = {
@@ -315,6 +322,7 @@ def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, s
         "ss_lr_scheduler": lr_schedule,
         "ss_max_grad_norm": str(MAX_GRAD_NORM),
         "ss_seed": str(seed),
+        "ss_caption_dropout_rate": str(caption_dropout),
         "ss_v_parameterization": str(lab.scheduler_config.get("prediction_type") == "v_prediction"),
     }
     if targets == "all":  # kohya's LoCon: conv layers at the same rank and alpha

@@ -19,7 +19,7 @@ FOLDER = Path(__file__).parent / "loras"
 # LoRA name -> (world style it teaches, world seed of its pictures); the style word is in every caption
 STYLE_LORAS = {"outline": ("outlined", 201), "stripes": ("striped", 202)}
 DEFAULTS = {"images": 1024, "steps": 2000, "rank": 16, "lr": 2e-3, "batch": 64, "text_encoder": True,
-            "targets": "all", "lr_schedule": "cosine", "ema": 0.999, "save_dtype": "float16"}
+            "targets": "all", "lr_schedule": "cosine", "ema": 0.999, "save_dtype": "float16", "caption_dropout": 0.0}
 
 
 def pictures(style: str, seed: int, n: int):
@@ -33,7 +33,8 @@ def pictures(style: str, seed: int, n: int):
 def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], images=DEFAULTS["images"],
                 rank=DEFAULTS["rank"], lr=DEFAULTS["lr"], batch=DEFAULTS["batch"],
                 text_encoder=DEFAULTS["text_encoder"], targets=DEFAULTS["targets"], lr_schedule=DEFAULTS["lr_schedule"],
-                ema=DEFAULTS["ema"], save_dtype=DEFAULTS["save_dtype"], progress=True):
+                ema=DEFAULTS["ema"], save_dtype=DEFAULTS["save_dtype"], caption_dropout=DEFAULTS["caption_dropout"],
+                progress=True):
     """Train the style LoRA `name` on `toy` (or `lab`) and write `<out_dir>/<name>.safetensors` (replaced only in
     labkit's own folder; elsewhere an existing file is an error)."""
     import labkit
@@ -45,7 +46,8 @@ def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], im
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return train(lab, imgs, captions, rank=rank, steps=steps, lr=lr, out=Path(out_dir) / f"{name}.safetensors",
                  seed=seed, text_encoder=text_encoder, batch_size=batch, targets=targets,
-                 lr_schedule=lr_schedule, ema=ema, save_dtype=save_dtype, progress=progress,
+                 lr_schedule=lr_schedule, ema=ema, save_dtype=save_dtype, caption_dropout=caption_dropout,
+                 progress=progress,
                  overwrite=Path(out_dir) == FOLDER)
 
 
