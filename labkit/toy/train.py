@@ -4,6 +4,7 @@ Stages run in this order; later ones reuse (frozen) the parts earlier ones wrote
 exactly as they ship:
 
     vae             AutoencoderKL (64x64 <-> 4x8x8); also sets the toy VAE configs' scaling_factor
+    vae-decoder     the VAE's decoder alone, gray backgrounds oversampled (the encoder, so every latent, stays)
     toy             SD1-layout UNet + CLIP-L text encoder, trained together
     toy-xl          SDXL-layout UNet + OpenCLIP-G-like encoder (CLIP-L frozen)
     toy-xl-refiner  SDXL-refiner UNet on the low-noise end (G frozen)
@@ -34,13 +35,14 @@ from .registry import WEIGHTS
 
 LOGS = Path(__file__).parent / "logs"
 MAKE_CONFIGS = Path(__file__).parents[1] / "configs" / "make_configs.py"
-STAGES = ("vae", "toy", "toy-xl", "toy-xl-refiner", "toy-inpaint")
+STAGES = ("vae", "vae-decoder", "toy", "toy-xl", "toy-xl-refiner", "toy-inpaint")
 RECORDS = "training.json"  # in the weights folder: every stage's record (the VAE's scaling factor, PSNR...)
 
 VAE_PREFIX, UNET_PREFIX = "first_stage_model.", "model.diffusion_model."
 CLIP_L_SD1, CLIP_L_XL = "cond_stage_model.transformer.", "conditioner.embedders.0.transformer."
 CLIP_G_XL, CLIP_G_REFINER = "conditioner.embedders.1.model.", "conditioner.embedders.0.model."
 VAE_PART = ("vae.safetensors", VAE_PREFIX)
+ENCODER_KEYS = ("encoder.", "quant_conv.")  # the VAE part's encoder half: all that the UNet stages read of it
 # member -> (family, variant, parts [(file, key prefix), ...]); each part file holds its keys without the prefix
 MEMBERS = MappingProxyType({
     "toy": ("toy", None, (VAE_PART, ("clip_l.safetensors", CLIP_L_SD1), ("unet_toy.safetensors", UNET_PREFIX))),
@@ -55,6 +57,7 @@ MEMBERS = MappingProxyType({
 # stage -> the parts it reads (frozen or as a start); recorded by hash, so a member trained on parts that were
 # retrained since is left out of the manifest instead of shipping mismatched pieces
 STAGE_INPUTS = MappingProxyType({
+    "vae-decoder": ("vae.safetensors",),
     "toy": ("vae.safetensors",),
     "toy-xl": ("vae.safetensors", "clip_l.safetensors"),
     "toy-xl-refiner": ("vae.safetensors", "clip_g.safetensors"),
@@ -90,10 +93,12 @@ class Recipe:
     mse: float = 0.1  # vae: MSE weight beside L1
     scale_images: int = 4096  # vae: images for scaling_factor = 1 / std(latent means)
     eval_images: int = 256  # vae: held-out images for the PSNR
+    gray_weight: float = 1.0  # vae-decoder: how much more often gray-background pictures are drawn
 
 
 RECIPES = MappingProxyType({
     "vae": Recipe(seed=101, steps=4000, batch=32, lr=1e-3, pool=8000, ema=0.0),
+    "vae-decoder": Recipe(seed=106, steps=1600, batch=32, lr=2e-4, pool=6000, ema=0.0, gray_weight=3.0),
     "toy": Recipe(seed=102, steps=4000, batch=64, lr=1e-3, te_lr=3e-4),
     "toy-xl": Recipe(seed=103, steps=5000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.5),
     "toy-xl-refiner": Recipe(seed=104, steps=2400, batch=64, lr=1e-3, t_max=200),
@@ -136,7 +141,7 @@ class Run:
 
     def latents(self, vae, scale, n, world_seed):
         """Scaled latent means (n, 4, 8, 8) of the plain pool, on the run's device; encoded once per VAE."""
-        key = (self.part_hash("vae.safetensors"), scale, world_seed)
+        key = (self.input_hash(VAE_PART[0]), scale, world_seed)
         done = self._latents.get(key)
         if done is None or len(done) < n:
             images, _ = self.pool(n, world_seed)
@@ -147,6 +152,20 @@ class Run:
     def part_hash(self, file):
         """sha256 of a file in the weights folder."""
         return hashlib.sha256((self.out / file).read_bytes()).hexdigest()
+
+    def input_hash(self, file):
+        """sha256 of what a later stage reads of a part file: of the VAE, its encoder half (a UNet only ever
+        sees latents, and the vae-decoder stage leaves the encoder as it is); of any other part, the whole file."""
+        if file != VAE_PART[0]:
+            return self.part_hash(file)
+        from safetensors.torch import load_file
+
+        digest = hashlib.sha256()
+        for key, tensor in sorted(load_file(str(self.out / file)).items()):
+            if key.startswith(ENCODER_KEYS):
+                digest.update(key.encode())
+                digest.update(tensor.numpy().tobytes())
+        return digest.hexdigest()
 
     def bar(self, iterable, desc):
         """A tqdm progress bar (silent with progress=False)."""
@@ -435,7 +454,7 @@ def write_record(run, stage, record):
     for member, (family, variant, parts) in MEMBERS.items():
         if member not in records or not all((run.out / f).exists() for f, _ in parts):
             continue
-        stale = [f for f, h in records[member].get("inputs", {}).items() if run.part_hash(f)[:10] != h]
+        stale = [f for f, h in records[member].get("inputs", {}).items() if run.input_hash(f)[:10] != h]
         if stale:
             print(f"{member} left out of the manifest: trained on an older {', '.join(stale)}; retrain it.")
             continue
@@ -538,12 +557,48 @@ def train_vae(run, r):
     return record
 
 
+def train_vae_decoder(run, r):
+    """The VAE's decoder (and post_quant_conv) alone, on the VAE's own pool (every style) with gray backgrounds
+    drawn r.gray_weight times as often: thin outlines and stripes on gray are the faintest strokes the VAE draws.
+    The encoder is frozen, so every latent, the scaling factor and every UNet trained on them stay valid."""
+    import torch
+    import torch.nn.functional as F
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    from ..export import vae_to_ldm
+
+    _require_vae(run)
+    start, gen = time.perf_counter(), torch.Generator().manual_seed(r.seed)
+    vae = load_vae(run.out, run.device)
+    images, scenes = run.pool(r.pool, TRAIN_WORLD, VAE_STYLES)
+    odds = torch.tensor([r.gray_weight if scene.background == "gray" else 1.0 for scene in scenes])  # (N,)
+    with torch.no_grad():  # the posterior of every image, once: (N, 8, 8, 8) means and log-variances
+        moments = torch.cat([vae.quant_conv(vae.encoder(to_unit(images[i:i + 256]).to(run.device)))
+                             for i in range(0, len(images), 256)])
+    decoder = torch.nn.ModuleList([vae.post_quant_conv, vae.decoder]).requires_grad_(True)
+
+    def loss_fn(step):
+        idx = torch.multinomial(odds, r.batch, replacement=True, generator=gen)  # (B,)
+        x = to_unit(images[idx]).to(run.device)  # (B, 3, 64, 64)
+        recon = vae.decode(DiagonalGaussianDistribution(moments[idx]).sample(generator=gen)).sample
+        return F.l1_loss(recon, x) + r.mse * F.mse_loss(recon, x)
+
+    losses = fit([(decoder, r.lr)], loss_fn, r, "vae-decoder", run.progress)
+    save_part(run.out / VAE_PART[0], vae_to_ldm(vae), VAE_PREFIX)
+    held_out, _ = run.pool(r.eval_images, HELD_OUT_WORLD, VAE_STYLES)
+    return _finish(run, "vae-decoder", r, losses, start, psnr=psnr(load_vae(run.out, run.device), held_out,
+                                                                    run.device))
+
+
+def _require_vae(run):
+    if "vae" not in read_records(run.out) or not (run.out / VAE_PART[0]).exists():
+        raise FileNotFoundError(f"No trained VAE in {run.out}: run `python -m labkit.toy.train vae` first.")
+
+
 def _vae_and_latents(run, r):
     """The frozen VAE, its scaling factor (from the vae stage's record) and the plain pool's latents."""
-    records = read_records(run.out)
-    if "vae" not in records or not (run.out / VAE_PART[0]).exists():
-        raise FileNotFoundError(f"No trained VAE in {run.out}: run `python -m labkit.toy.train vae` first.")
-    scale = records["vae"]["scaling_factor"]
+    _require_vae(run)
+    scale = read_records(run.out)["vae"]["scaling_factor"]
     vae = load_vae(run.out, run.device)
     return vae, scale, run.latents(vae, scale, r.pool, TRAIN_WORLD)
 
@@ -714,14 +769,15 @@ def inpaint_unet(fresh, trained):
     return fresh
 
 
-def _finish(run, stage, r, losses, start):
-    record = _record(r, losses, start, run, inputs={f: run.part_hash(f)[:10] for f in STAGE_INPUTS[stage]})
+def _finish(run, stage, r, losses, start, **extra):
+    record = _record(r, losses, start, run, inputs={f: run.input_hash(f)[:10] for f in STAGE_INPUTS[stage]},
+                     **extra)
     write_log(run, stage, losses)
     write_record(run, stage, record)
     return record
 
 
-TRAINERS = MappingProxyType({"vae": train_vae, "toy": train_toy, "toy-xl": train_toy_xl,
+TRAINERS = MappingProxyType({"vae": train_vae, "vae-decoder": train_vae_decoder, "toy": train_toy, "toy-xl": train_toy_xl,
                              "toy-xl-refiner": train_refiner, "toy-inpaint": train_inpaint})
 
 
