@@ -80,6 +80,7 @@ def test_shipped_style_lora_is_found_by_name_and_changes_the_style(labs, lora):
     assert (report.kind, report.family, report.lora.format, report.lora.rank) == ("lora", "toy", "locon", 16)
     assert report.dtype == "float16" == DEFAULTS["save_dtype"]  # made by the recipe in labkit/toy/loras.py
     assert report.metadata["ss_ema_decay"] == str(DEFAULTS["ema"])
+    assert report.metadata["ss_caption_dropout_rate"] == str(DEFAULTS["caption_dropout"])
     assert report.metadata["ss_base_model_version"] == "labkit_toy"
     prompts = evaluate.grid_prompts(style=style)[::2]  # six: every shape, every background
     without = [lab.txt2img(p, **FAST).image for p in prompts]
