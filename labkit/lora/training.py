@@ -207,17 +207,18 @@ def _optimise(lab, components, params, data, prompts, steps, lr, lr_schedule, ba
 
     unet, scheduler = lab.components["unet"], _noise_scheduler(lab)
     device, dtype = unet.device, unet.dtype
+    n, captions = len(prompts), [*prompts, ""]  # captions[n]: the empty caption, for caption dropout
     frozen_text = None
-    if components == ["unet"]:  # frozen text encoders: embed every prompt once (and the empty caption last)
+    if components == ["unet"]:  # frozen text encoders: embed every caption once
         with torch.no_grad():
-            frozen_text = _encode(lab, [*prompts, ""])  # row n: the empty caption
+            frozen_text = _encode(lab, captions)
     optimizer = torch.optim.AdamW(params, lr=lr)
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if lr_schedule == "cosine" else None
     average = _ema(params, ema) if ema else None
     models = [lab.components[c] for c in components]
     for model in models:
         model.train()
-    losses, n, captions = [], len(prompts), [*prompts, ""]  # captions[n]: the empty caption
+    losses = []
     bar = tqdm(range(steps), desc="LoRA", disable=not progress)
     for _ in bar:
         idx = torch.randperm(n, generator=generator)[:batch]  # (b,)

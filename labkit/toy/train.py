@@ -528,7 +528,6 @@ def psnr(vae, images, device):
 def train_vae(run, r):
     """AutoencoderKL: L1 + MSE reconstruction of a posterior sample + a tiny KL; then scaling factor and PSNR."""
     import torch
-    import torch.nn.functional as F
 
     from ..export import vae_to_ldm
     from .build import fresh_components
@@ -542,7 +541,7 @@ def train_vae(run, r):
         x = to_unit(images[next(batches)]).to(run.device)  # (B, 3, 64, 64)
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=gen)).sample  # (B, 3, 64, 64)
-        return F.l1_loss(recon, x) + r.mse * F.mse_loss(recon, x) + r.kl * posterior.kl().mean()
+        return reconstruction_loss(recon, x, r) + r.kl * posterior.kl().mean()
 
     losses = fit([(vae, r.lr)], loss_fn, r, "vae", run.progress)
     save_part(run.out / VAE_PART[0], vae_to_ldm(vae), VAE_PREFIX)
@@ -562,7 +561,6 @@ def train_vae_decoder(run, r):
     drawn r.gray_weight times as often: thin outlines and stripes on gray are the faintest strokes the VAE draws.
     The encoder is frozen, so every latent, the scaling factor and every UNet trained on them stay valid."""
     import torch
-    import torch.nn.functional as F
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
     from ..export import vae_to_ldm
@@ -581,7 +579,7 @@ def train_vae_decoder(run, r):
         idx = torch.multinomial(odds, r.batch, replacement=True, generator=gen)  # (B,)
         x = to_unit(images[idx]).to(run.device)  # (B, 3, 64, 64)
         recon = vae.decode(DiagonalGaussianDistribution(moments[idx]).sample(generator=gen)).sample
-        return F.l1_loss(recon, x) + r.mse * F.mse_loss(recon, x)
+        return reconstruction_loss(recon, x, r)
 
     losses = fit([(decoder, r.lr)], loss_fn, r, "vae-decoder", run.progress)
     save_part(run.out / VAE_PART[0], vae_to_ldm(vae), VAE_PREFIX)
@@ -590,15 +588,24 @@ def train_vae_decoder(run, r):
                                                                     run.device))
 
 
-def _require_vae(run):
-    if "vae" not in read_records(run.out) or not (run.out / VAE_PART[0]).exists():
+def reconstruction_loss(recon, x, r):
+    """The VAE stages' pixel loss: L1 + r.mse * MSE."""
+    import torch.nn.functional as F
+
+    return F.l1_loss(recon, x) + r.mse * F.mse_loss(recon, x)
+
+
+def _require_vae(run) -> dict:
+    """The folder's stage records, which must include a trained VAE."""
+    records = read_records(run.out)
+    if "vae" not in records or not (run.out / VAE_PART[0]).exists():
         raise FileNotFoundError(f"No trained VAE in {run.out}: run `python -m labkit.toy.train vae` first.")
+    return records
 
 
 def _vae_and_latents(run, r):
     """The frozen VAE, its scaling factor (from the vae stage's record) and the plain pool's latents."""
-    _require_vae(run)
-    scale = read_records(run.out)["vae"]["scaling_factor"]
+    scale = _require_vae(run)["vae"]["scaling_factor"]
     vae = load_vae(run.out, run.device)
     return vae, scale, run.latents(vae, scale, r.pool, TRAIN_WORLD)
 
