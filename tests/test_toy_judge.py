@@ -145,6 +145,64 @@ def test_large_pictures_and_arrays_are_accepted():
         judge(np.zeros((8, 8)))
 
 
+def cut(image, background, rows, columns):
+    """A copy of the picture with the background painted over rows x columns (a gap cut into a stroke)."""
+    pixels = np.array(image)
+    pixels[rows, columns] = world.BACKGROUNDS[background]
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize("background", list(world.BACKGROUNDS))
+@pytest.mark.parametrize("shape", list(world.SHAPES))
+def test_an_outline_with_a_gap_is_still_an_outline_of_its_shape(shape, background):
+    # 4 rows of the left half erased at mid-height: the ring no longer encloses anything, as in generated outlines
+    # with a faint stretch; the eye closes such gaps, and so does the judge (up to twice GAP of the side)
+    scene = world.Scene((world.Obj(shape, "purple", 0.5, 0.5, 0.7, "outlined"),), background)
+    image = cut(scene.render(64).filter(ImageFilter.GaussianBlur(0.7)), background, slice(32, 36), slice(0, 32))
+    ink = np.linalg.norm(np.asarray(image, float) - world.BACKGROUNDS[background], axis=2) > 20
+    assert jd.fill_holes(ink).sum() < ink.sum() * 1.05  # the premise: nothing left to fill
+    v = judge(image)
+    assert (v.shape, v.color, v.style) == (shape, "purple", "outlined")
+
+
+def test_a_gap_wider_than_the_bridge_stays_open():
+    # an outlined square with its whole top side erased is a "U": not bridged, not read as an outline
+    scene = world.Scene((world.Obj("square", "blue", 0.5, 0.5, 0.7, "outlined"),), "gray")
+    v = judge(cut(scene.render(64), "gray", slice(0, 24), slice(0, 64)))
+    assert v.style != "outlined" and v.color == "blue"
+
+
+def test_within_is_a_disk_dilation():
+    mask = np.zeros((9, 9), bool)
+    mask[4, 4] = True
+    assert jd.within(mask, 2).sum() == 13 and jd.within(mask, 1).sum() == 5
+    assert jd.within(mask, 2)[4, 2] and not jd.within(mask, 2)[2, 2]
+    edge = np.zeros((5, 5), bool)
+    edge[0, 0] = True
+    assert jd.within(edge, 1).sum() == 3  # clipped at the picture's border
+
+
+def test_hand_labels_cover_the_outline_evaluation_and_are_counted_right():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "judge_vs_eye.py"
+    spec = importlib.util.spec_from_file_location("judge_vs_eye", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    labels = json.loads(bench.LABELS.read_text())["labels"]
+    assert sorted((row["prompt"], row["seed"]) for row in labels) == \
+           sorted(product(ev.prompt_set(style="outlined"), range(3)))
+    assert {row["style"] for row in labels} <= {*bench.SEEN_AS_OUTLINE, "ambiguous", "not outlined"}
+    assert {row["shape"] for row in labels} <= {*world.SHAPES, None}
+    rows = [{"prompt": "an outlined red star on a gray background", "shape": "star", "style": "broken outline"},
+            {"prompt": "an outlined red circle on a gray background", "shape": None, "style": "ambiguous"}]
+    found = [SimpleNamespace(shape="star", style="plain"), SimpleNamespace(shape="star", style="outlined")]
+    counts = bench.agreement(rows, found)
+    assert (counts["eye shape right"], counts["judge shape right"], counts["shape verdicts agree"]) == (1, 1, 2)
+    assert (counts["eye sees an outline"], counts["eye sees an outline or maybe"], counts["judge says outlined"],
+            counts["style verdicts agree"]) == (1, 2, 1, 0)
+
+
 # ---- nothing there, and scoring ----------------------------------------------------------------------------
 
 def test_blank_and_speck_pictures_have_no_object():

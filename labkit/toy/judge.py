@@ -2,8 +2,9 @@
 
 `judge(image)` reads a picture the way a person would: the background is the color of the border, the object is
 what differs from it, its color is that of its most saturated pixels, its shape comes from a few geometric
-features of its filled silhouette, and its style from whether it is hollow or banded. It shares no code with the
-drawing side, only its own copy of the palette numbers, so a bug in the drawing code cannot hide in the judge.
+features of its filled silhouette (an outline with a gap is closed first, as the eye closes it), and its style
+from whether it is hollow or banded. It shares no code with the drawing side, only its own copy of the palette
+numbers, so a bug in the drawing code cannot hide in the judge.
 numpy (and PIL to read pictures); works at any size and tolerates soft edges, small color shifts and stray pixels.
 """
 
@@ -49,6 +50,8 @@ OWN_SHARE = 0.35          # the main object: above this share of its own contras
 MIN_AREA = 0.004          # components smaller than this share of the image are specks, not objects
 SATURATED = 0.8           # color pixels: distance from the background at least this share of the object's p95
 HOLLOW = 0.45             # outlined: the deep inside of the silhouette has less than 1 - HOLLOW of full ink
+GAP = 5 / 64              # an outline's gaps are bridged up to twice this share of the image side...
+BRIDGED_HOLLOW = 0.8      # ...when the outline they close has an inside this empty (1 - ink share)
 STRIPE_AMPLITUDE = 0.09   # striped: a row-profile wave at the stripe period at least this strong (top row = 1)
 STRIPE_WIDTH = 3 / 64     # the stripe width as a share of the image side (3 px at 64x64)
 WORK_SIZE = 128           # larger pictures are box-filtered down to this side first (features are scale-free)
@@ -97,7 +100,12 @@ def judge(image) -> Verdict:
     contrast = max(float(np.percentile(distance[ink], 95)), 1.0)
     color, color_error = _color(rgb[ink], distance[ink], contrast, bg_rgb)
     depths = depth(main)
-    hollowness, stripes = _hollowness(depths, distance, contrast), _stripes(depths, distance, rgb.shape[0])
+    hollowness = _hollowness(depths, distance, contrast)
+    if hollowness <= HOLLOW:  # an outline with a gap does not fill: close the gap, as the eye does
+        main, shape, depths, hollowness = _bridge_gaps(main, shape, depths, hollowness,
+                                                       smooth > OWN_SHARE * np.percentile(smooth[main], 95),
+                                                       distance, contrast)
+    stripes = _stripes(depths, distance, rgb.shape[0])
     style = "outlined" if hollowness > HOLLOW else "striped" if stripes > STRIPE_AMPLITUDE else "plain"
     return Verdict(background, color, shape, style, objects=len(objects) + len(parts) - 1,
                    object_fraction=float(main.mean()), hollowness=hollowness, stripes=stripes,
@@ -248,6 +256,37 @@ def depth(mask) -> np.ndarray:
     local[m] = np.sqrt(d2)
     out[box] = local[1:-1, 1:-1]
     return out
+
+
+def _bridge_gaps(main, shape, depths, hollowness, ink, distance, contrast):
+    """(silhouette, shape, depths, hollowness) of the main object after closing the gaps in its outline: the ink
+    is grown by the smallest radius up to GAP that leaves an inside emptier than BRIDGED_HOLLOW once filled and
+    shrunk back (a morphological closing). Filled and striped objects have no empty inside and stay as they were."""
+    for radius in range(1, max(1, round(GAP * main.shape[0])) + 1):
+        closed = fill_holes(within(ink, radius))
+        closed &= ~within(~closed, radius)  # shrunk back: only what the growth enclosed stays added
+        labels = label(closed)
+        ids, counts = np.unique(labels[main & closed], return_counts=True)
+        if not len(ids):
+            continue
+        candidate = labels == ids[np.argmax(counts)]
+        candidate_depths = depth(candidate)
+        candidate_hollowness = _hollowness(candidate_depths, distance, contrast)
+        if candidate_hollowness > BRIDGED_HOLLOW:
+            return candidate, _nearest_shape(shape_features(candidate)), candidate_depths, candidate_hollowness
+    return main, shape, depths, hollowness
+
+
+def within(mask, radius) -> np.ndarray:
+    """Pixels no farther than `radius` (Euclidean) from a pixel of the mask (a dilation by a disk)."""
+    h, w = mask.shape
+    p = np.pad(mask, radius)
+    near = np.zeros_like(mask)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx <= radius * radius:
+                near |= p[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+    return near
 
 
 # ---- shape -------------------------------------------------------------------------------------------------
