@@ -192,15 +192,21 @@ def test_hand_labels_cover_the_outline_evaluation_and_are_counted_right():
     labels = json.loads(bench.LABELS.read_text())["labels"]
     assert sorted((row["prompt"], row["seed"]) for row in labels) == \
            sorted(product(ev.prompt_set(style="outlined"), range(3)))
-    assert {row["style"] for row in labels} <= {*bench.SEEN_AS_OUTLINE, "ambiguous", "not outlined"}
-    assert {row["shape"] for row in labels} <= {*world.SHAPES, None}
-    rows = [{"prompt": "an outlined red star on a gray background", "shape": "star", "style": "broken outline"},
-            {"prompt": "an outlined red circle on a gray background", "shape": None, "style": "ambiguous"}]
+    eyes = [eye for row in labels for eye in row["labellers"]]
+    assert {len(row["labellers"]) for row in labels} == {2}
+    assert {eye["style"] for eye in eyes} <= {*bench.SEEN_AS_OUTLINE, "ambiguous", "not outlined"}
+    assert {eye["shape"] for eye in eyes} <= {*world.SHAPES, None}
+    rows = [{"prompt": "an outlined red star on a gray background",
+             "labellers": [{"shape": "star", "style": "broken outline"}, {"shape": "star", "style": "ambiguous"}]},
+            {"prompt": "an outlined red circle on a gray background",
+             "labellers": [{"shape": None, "style": "ambiguous"}, {"shape": "circle", "style": "outlined"}]}]
     found = [SimpleNamespace(shape="star", style="plain"), SimpleNamespace(shape="star", style="outlined")]
-    counts = bench.agreement(rows, found)
+    counts = bench.agreement(rows, found, 0)
     assert (counts["eye shape right"], counts["judge shape right"], counts["shape verdicts agree"]) == (1, 1, 2)
     assert (counts["eye sees an outline"], counts["eye sees an outline or maybe"], counts["judge says outlined"],
             counts["style verdicts agree"]) == (1, 2, 1, 0)
+    assert bench.agreement(rows, found, 1)["style verdicts agree"] == 2
+    assert bench.between_labellers(rows) == {"shape verdicts agree": 1, "style verdicts agree": 0}
 
 
 # ---- nothing there, and scoring ----------------------------------------------------------------------------
