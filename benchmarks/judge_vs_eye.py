@@ -1,8 +1,8 @@
-"""How well the classical judge agrees with a person: the shipped `outline` LoRA's 216 evaluation pictures
-(`toy`, the 72 outlined prompts x seeds 0-2, 20 steps DPM++ 2M, CFG 4) against hand labels made by eye on shuffled
-contact sheets without prompts or the judge's verdicts, by two people independently
-(benchmarks/outline_hand_labels.json). Writes
-benchmarks/judge_vs_eye.json.
+"""How well the classical judge agrees with people: the shipped `outline` LoRA's 216 evaluation pictures (`toy`,
+the 72 outlined prompts x seeds 0-2, 20 steps DPM++ 2M, CFG 4) against hand labels made by two people
+independently, on shuffled contact sheets without prompts or the judge's verdicts
+(benchmarks/outline_hand_labels.json). The judge is run with and without its gap closing. Writes
+benchmarks/judge_vs_eye.json (the counts, and every picture's verdicts).
 
     .venv/bin/python benchmarks/judge_vs_eye.py
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 LABELS = HERE / "outline_hand_labels.json"
 SEEN_AS_OUTLINE = ("outlined", "broken outline")  # the eye's verdicts that count as the style
+JUDGES = {"judge": True, "judge without gap closing": False}  # name: close_gaps
 
 
 def weights_now(names) -> dict:
@@ -27,10 +28,9 @@ def weights_now(names) -> dict:
     return {name: hashlib.sha256((where[name] / name).read_bytes()).hexdigest()[:10] for name in names}
 
 
-def verdicts(labels) -> list:
-    """The judge's verdict on each labelled picture, generated as `labkit.toy.evaluate` does (seeds batched)."""
+def pictures(labels) -> list:
+    """Each labelled picture, generated as `labkit.toy.evaluate` does (the three seeds of a prompt in one batch)."""
     import labkit
-    from labkit.toy.judge import judge
 
     lab = labkit.open("toy")
     images = {}
@@ -38,15 +38,21 @@ def verdicts(labels) -> list:
         result = lab.txt2img(f"{prompt} <lora:outline:1>", seed=0, batch_size=3, steps=20, cfg=4.0,
                              sampler="DPM++ 2M")
         images.update({(prompt, seed): image for seed, image in zip(result.seeds, result.images)})
-    return [judge(images[row["prompt"], row["seed"]]) for row in labels]
+    return [images[row["prompt"], row["seed"]] for row in labels]
+
+
+def asked_shape(row) -> str:
+    from labkit.toy.evaluate import wanted
+
+    return wanted(row["prompt"])["shape"]
 
 
 def agreement(labels, found, who: int) -> dict:
-    """Counts of shape and style right by labeller `who`'s eye, by the judge, and where the two agree."""
+    """Counts of shape and style right by labeller `who`'s eye, by the judge (`found`: its verdicts), and where
+    the two agree."""
     counts = Counter()
     for row, verdict in zip(labels, found):
-        eye = row["labellers"][who]
-        asked = row["prompt"].split()[3]  # "an outlined red star on ..." -> "star"
+        eye, asked = row["labellers"][who], asked_shape(row)
         eye_shape, judge_shape = eye["shape"] == asked, verdict.shape == asked
         eye_style, judge_style = eye["style"] in SEEN_AS_OUTLINE, verdict.style == "outlined"
         counts.update({"eye shape right": eye_shape, "judge shape right": judge_shape,
@@ -58,30 +64,46 @@ def agreement(labels, found, who: int) -> dict:
 
 def between_labellers(labels) -> dict:
     """How often the two labellers agree: on whether the asked shape is there, and on whether it is outlined."""
-    pairs = [(row["prompt"].split()[3], row["labellers"]) for row in labels]
+    pairs = [(asked_shape(row), row["labellers"]) for row in labels]
     return {"shape verdicts agree": sum((a["shape"] == asked) == (b["shape"] == asked) for asked, (a, b) in pairs),
             "style verdicts agree": sum((a["style"] in SEEN_AS_OUTLINE) == (b["style"] in SEEN_AS_OUTLINE)
                                         for _, (a, b) in pairs)}
 
 
+def as_json(result) -> str:
+    """The results file's text: indented, with one line per picture's verdicts."""
+    head = json.dumps({key: value for key, value in result.items() if key != "verdicts"}, indent=1)
+    rows = ",\n".join(f"  {json.dumps(row)}" for row in result["verdicts"])
+    return f'{head[:-2]},\n "verdicts": [\n{rows}\n ]\n}}\n'
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from labkit.toy.judge import judge
+
     record = json.loads(LABELS.read_text())
     labels = record["labels"]
     now = weights_now(record["weights"])
     if now != record["weights"]:
         print(f"warning: the weights changed since the labels were made ({record['weights']} -> {now}); the "
               f"labels describe other pictures")
-    found = verdicts(labels)
-    per_labeller = [agreement(labels, found, who) for who in range(len(labels[0]["labellers"]))]
+    images = pictures(labels)
+    found = {name: [judge(image, close_gaps=close) for image in images] for name, close in JUDGES.items()}
+    counts = {name: [agreement(labels, verdicts, who) for who in range(len(labels[0]["labellers"]))]
+              for name, verdicts in found.items()}
+    per_picture = [{"prompt": row["prompt"], "seed": row["seed"],
+                    **{name: [found[name][i].shape, found[name][i].style] for name in JUDGES}}
+                   for i, row in enumerate(labels)]
     result = {"pictures": len(labels), "weights": now, "labels_made_on": record["weights"],
-              "labellers": per_labeller, "between labellers": between_labellers(labels)}
-    (HERE / "judge_vs_eye.json").write_text(json.dumps(result, indent=1) + "\n")
-    for key in per_labeller[0]:
-        counts = " ".join(f"{counts[key]:4d} ({counts[key] / len(labels):6.1%})" for counts in per_labeller)
-        print(f"{key:32s} {counts}   (labeller 1, 2; of {len(labels)})")
+              "between labellers": between_labellers(labels), "per labeller": counts, "verdicts": per_picture}
+    (HERE / "judge_vs_eye.json").write_text(as_json(result))
+    for name, per_labeller in counts.items():
+        print(f"{name} (labeller 1, labeller 2; of {len(labels)} pictures)")
+        for key in per_labeller[0]:
+            print(f"  {key:30s}" + "".join(f" {c[key]:4d} ({c[key] / len(labels):6.1%})" for c in per_labeller))
     for key, value in result["between labellers"].items():
         print(f"labellers' {key:21s} {value:4d} ({value / len(labels):6.1%})")
+
 
 if __name__ == "__main__":
     main()

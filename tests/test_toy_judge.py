@@ -152,17 +152,62 @@ def cut(image, background, rows, columns):
     return Image.fromarray(pixels)
 
 
+def outline_with_gap(shape, background, rows, size=64, x=0.5, y=0.5):
+    """An outlined purple `shape` (70 % of the side), softened, with `rows` (of a 64 px picture) of its left half
+    painted over with the background; and the same picture without the gap."""
+    scene = world.Scene((world.Obj(shape, "purple", x, y, 0.7, "outlined"),), background)
+    whole = scene.render(size).filter(ImageFilter.GaussianBlur(0.7 * size / 64))
+    k = size // 64
+    return cut(whole, background, slice(rows.start * k, rows.stop * k), slice(0, round(x * size))), whole
+
+
 @pytest.mark.parametrize("background", list(world.BACKGROUNDS))
 @pytest.mark.parametrize("shape", list(world.SHAPES))
 def test_an_outline_with_a_gap_is_still_an_outline_of_its_shape(shape, background):
     # 4 rows of the left half erased at mid-height: the ring no longer encloses anything, as in generated outlines
-    # with a faint stretch; the eye closes such gaps, and so does the judge (up to twice GAP of the side)
-    scene = world.Scene((world.Obj(shape, "purple", 0.5, 0.5, 0.7, "outlined"),), background)
-    image = cut(scene.render(64).filter(ImageFilter.GaussianBlur(0.7)), background, slice(32, 36), slice(0, 32))
+    # with a faint stretch; the eye closes such gaps, and so does the judge
+    image, whole = outline_with_gap(shape, background, slice(32, 36))
     ink = np.linalg.norm(np.asarray(image, float) - world.BACKGROUNDS[background], axis=2) > 20
     assert jd.fill_holes(ink).sum() < ink.sum() * 1.05  # the premise: nothing left to fill
-    v = judge(image)
+    v, before = judge(image), judge(image, close_gaps=False)
     assert (v.shape, v.color, v.style) == (shape, "purple", "outlined")
+    assert before.style != "outlined"  # what the judge read before it closed gaps
+    assert v.object_fraction == pytest.approx(judge(whole).object_fraction, abs=0.01)  # shrunk back after growing
+
+
+def test_gaps_close_up_to_twice_gap_and_in_large_pictures():
+    assert jd.GAP * 64 == 5
+    for rows, closed in ((slice(27, 37), True), (slice(25, 38), False)):  # 10 and 13 rows
+        v = judge(outline_with_gap("square", "gray", rows)[0])
+        assert (v.style == "outlined") == closed, rows
+    big = judge(outline_with_gap("star", "white", slice(32, 36), size=128)[0])
+    assert (big.shape, big.style) == ("star", "outlined")
+
+
+def test_a_gapped_outline_near_the_border_is_not_glued_to_it():
+    # 3 px from the top and left border, an 8-row gap: closing it takes a disk wider than that margin
+    image, whole = outline_with_gap("square", "black", slice(28, 36), x=0.4, y=0.4)
+    v = judge(image)
+    assert (v.shape, v.style) == ("square", "outlined")
+    assert v.object_fraction == pytest.approx(judge(whole).object_fraction, abs=0.01)
+
+
+def test_a_filled_neighbour_is_not_taken_into_a_gapped_outline():
+    ring = world.Obj("square", "blue", 0.38, 0.5, 0.6, "outlined")
+    neighbour = world.Obj("square", "blue", 0.85, 0.5, 0.22)
+    alone = judge(cut(world.Scene((ring,), "gray").render(64), "gray", slice(30, 34), slice(0, 24)))
+    image = cut(world.Scene((ring, neighbour), "gray").render(64), "gray", slice(30, 34), slice(0, 24))
+    v = judge(image)
+    assert (v.shape, v.style) == ("square", "outlined")
+    assert v.object_fraction == pytest.approx(alone.object_fraction, abs=0.005)
+
+
+@pytest.mark.parametrize("style", [None, "striped"])
+def test_notched_filled_and_striped_objects_are_not_read_as_outlines(style):
+    for shape in world.SHAPES:
+        scene = world.Scene((world.Obj(shape, "green", size=0.7, style=style),), "white")
+        v = judge(cut(scene.render(64), "white", slice(30, 34), slice(0, 36)))
+        assert v.style == (style or "plain"), shape
 
 
 def test_a_gap_wider_than_the_bridge_stays_open():

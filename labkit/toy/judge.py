@@ -50,7 +50,8 @@ OWN_SHARE = 0.35          # the main object: above this share of its own contras
 MIN_AREA = 0.004          # components smaller than this share of the image are specks, not objects
 SATURATED = 0.8           # color pixels: distance from the background at least this share of the object's p95
 HOLLOW = 0.45             # outlined: the deep inside of the silhouette has less than 1 - HOLLOW of full ink
-GAP = 5 / 64              # an outline's gaps are bridged up to twice this share of the image side...
+STROKE = 6 / 64           # an outline's stroke: no pixel deeper than this share of the side (6 px at 64)
+GAP = 5 / 64              # an outline's gaps are closed up to twice this share of the side (10 px at 64)...
 BRIDGED_HOLLOW = 0.8      # ...when the outline they close has an inside this empty (1 - ink share)
 STRIPE_AMPLITUDE = 0.09   # striped: a row-profile wave at the stripe period at least this strong (top row = 1)
 STRIPE_WIDTH = 3 / 64     # the stripe width as a share of the image side (3 px at 64x64)
@@ -80,8 +81,9 @@ class Verdict:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def judge(image) -> Verdict:
-    """Judge a picture (PIL image or (H, W, 3) uint8 array): background, main object's color, shape, style."""
+def judge(image, close_gaps: bool = True) -> Verdict:
+    """Judge a picture (PIL image or (H, W, 3) uint8 array): background, main object's color, shape, style.
+    `close_gaps=False` reads an outline with gaps as drawn, an open stroke (the judge before gap closing)."""
     rgb = _as_rgb(image)                                                   # (H, W, 3) float
     bg_rgb = np.median(_border(rgb), axis=0)                               # (3,)
     background = _nearest(bg_rgb, BACKGROUNDS)
@@ -93,7 +95,8 @@ def judge(image) -> Verdict:
         return Verdict(background, None, None, None, objects=0, object_fraction=0.0)
     main, _ = _largest(objects)
     # second look at the main object alone, at its own contrast: splits off a neighbour its soft edge touched
-    own = main & (smooth > OWN_SHARE * np.percentile(smooth[main], 95))
+    strong = smooth > OWN_SHARE * np.percentile(smooth[main], 95)         # (H, W): ink at the object's contrast
+    own = main & strong
     parts = components(fill_holes(own), min_area) or [main]
     main, shape = _largest(parts)
     ink = main & own                                                       # painted pixels (not the holes)
@@ -101,10 +104,10 @@ def judge(image) -> Verdict:
     color, color_error = _color(rgb[ink], distance[ink], contrast, bg_rgb)
     depths = depth(main)
     hollowness = _hollowness(depths, distance, contrast)
-    if hollowness <= HOLLOW:  # an outline with a gap does not fill: close the gap, as the eye does
-        main, shape, depths, hollowness = _bridge_gaps(main, shape, depths, hollowness,
-                                                       smooth > OWN_SHARE * np.percentile(smooth[main], 95),
-                                                       distance, contrast)
+    closed = _closed_outline(strong, main, distance, contrast) if close_gaps and hollowness <= HOLLOW else None
+    if closed is not None:  # an outline with gaps has no inside to fill: closed, as the eye closes it
+        main, depths, hollowness = closed
+        shape = _nearest_shape(shape_features(main))
     stripes = _stripes(depths, distance, rgb.shape[0])
     style = "outlined" if hollowness > HOLLOW else "striped" if stripes > STRIPE_AMPLITUDE else "plain"
     return Verdict(background, color, shape, style, objects=len(objects) + len(parts) - 1,
@@ -258,23 +261,45 @@ def depth(mask) -> np.ndarray:
     return out
 
 
-def _bridge_gaps(main, shape, depths, hollowness, ink, distance, contrast):
-    """(silhouette, shape, depths, hollowness) of the main object after closing the gaps in its outline: the ink
-    is grown by the smallest radius up to GAP that leaves an inside emptier than BRIDGED_HOLLOW once filled and
-    shrunk back (a morphological closing). Filled and striped objects have no empty inside and stay as they were."""
-    for radius in range(1, max(1, round(GAP * main.shape[0])) + 1):
-        closed = fill_holes(within(ink, radius))
-        closed &= ~within(~closed, radius)  # shrunk back: only what the growth enclosed stays added
-        labels = label(closed)
-        ids, counts = np.unique(labels[main & closed], return_counts=True)
-        if not len(ids):
-            continue
-        candidate = labels == ids[np.argmax(counts)]
-        candidate_depths = depth(candidate)
-        candidate_hollowness = _hollowness(candidate_depths, distance, contrast)
-        if candidate_hollowness > BRIDGED_HOLLOW:
-            return candidate, _nearest_shape(shape_features(candidate)), candidate_depths, candidate_hollowness
-    return main, shape, depths, hollowness
+def _closed_outline(strong, main, distance, contrast):
+    """(silhouette, depths, hollowness) of the main object as an outline with its gaps closed, or None.
+
+    Only thin strokes can be such an outline: the picture's ink components no deeper than STROKE of the side
+    (the arcs of a ring broken in several places), when the main object's own ink is among them; a filled
+    neighbour is left out. They are closed by the smallest disk radius up to GAP of the side whose closing leaves
+    the main object an inside emptier than BRIDGED_HOLLOW; filled and striped objects have no such inside.
+    """
+    strokes = _thin_parts(strong, STROKE * strong.shape[0])
+    if not (strokes & main).any():
+        return None
+    for radius in range(1, max(1, round(GAP * strong.shape[0])) + 1):
+        labels = label(close(strokes, radius))
+        ids, counts = np.unique(labels[main & strokes], return_counts=True)  # closing keeps every stroke pixel
+        silhouette = labels == ids[np.argmax(counts)]
+        depths = depth(silhouette)
+        hollowness = _hollowness(depths, distance, contrast)
+        if hollowness > BRIDGED_HOLLOW:
+            return silhouette, depths, hollowness
+    return None
+
+
+def _thin_parts(mask, deepest) -> np.ndarray:
+    """The mask's connected components whose pixels are all within `deepest` of the outside."""
+    labels = label(mask)
+    thin = np.zeros_like(mask)
+    for i in np.unique(labels[mask]):
+        part = labels == i
+        if depth(part).max() <= deepest:
+            thin |= part
+    return thin
+
+
+def close(mask, radius) -> np.ndarray:
+    """Morphological closing with the insides filled: grown by a disk of `radius`, enclosed gaps filled, shrunk back
+    by the same disk. Worked on a canvas padded by the radius, so that ink near the border is not glued to it."""
+    grown = fill_holes(within(np.pad(mask, radius), radius))
+    closed = grown & ~within(~grown, radius)
+    return closed[radius:-radius, radius:-radius]
 
 
 def within(mask, radius) -> np.ndarray:
