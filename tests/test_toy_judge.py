@@ -404,6 +404,28 @@ def test_sample_grid_is_a_labelled_contact_sheet():
     assert (caption < 100).any()  # dark text under the first picture
 
 
+def test_inpaint_grid_shows_each_task_before_mask_and_after():
+    class FakeInpaintLab:
+        def __init__(self):
+            self.calls = []
+
+        def inpaint(self, image, mask, prompt, seed=0, mask_blur=4, **kw):
+            self.calls.append((prompt, seed, mask_blur, kw))
+            return SimpleNamespace(image=Image.new("RGB", image.size, (0, 0, 255)))
+
+    lab = FakeInpaintLab()
+    sheet = ev.inpaint_grid(lab, n=2, seed=5, columns=3, steps=4)
+    (image, mask, prompt, color), second = ev.inpaint_cases(2)
+    assert [c[:2] for c in lab.calls] == [(prompt, 5), (second[2], 6)]  # the fidelity tasks, seed + i
+    assert lab.calls[0][2:] == (4, {"steps": 4}) and color in prompt
+    cell = 128 + 4
+    pixels = np.asarray(sheet)
+    assert sheet.width == 3 * cell and sheet.height > 2 * cell
+    assert (pixels[2:130, 2:130] == np.asarray(image.resize((128, 128), Image.NEAREST))).all()
+    assert (pixels[2:130, cell + 2:cell + 130] == np.asarray(mask.convert("RGB").resize((128, 128), Image.NEAREST))).all()
+    assert (pixels[2:130, 2 * cell + 2:2 * cell + 130] == (0, 0, 255)).all()
+
+
 def test_evaluate_with_loras_tags_every_prompt_and_keys_the_results(tmp_path):
     lab, prompt = FakeLab(), "an outlined red star on a black background"
     path = tmp_path / "scores.json"

@@ -93,21 +93,11 @@ def inpaint_fidelity(name_or_lab="toy-inpaint", n=24, seed=0, steps=20, cfg=4.0,
     original, for labkit's result (A1111's overlay pastes the original back there: exact unless it breaks) and
     for the inpainting pipeline alone (the model and VAE round trip, no overlay), and how often the judge sees
     the new color. PSNR of identical pixels is reported as None in `psnr_*` lists and counted in `exact`."""
-    from dataclasses import replace
-
     import numpy as np
 
-    from .world import COLORS, Scene, canonical_caption, inpaint_mask, sample_scene
-
     lab = _open(name_or_lab)
-    rng = np.random.default_rng(7)
     start, rows = perf_counter(), []
-    for i in range(n):
-        scene = sample_scene(rng, allow_two=False)
-        obj = scene.objects[0]
-        color = [c for c in COLORS if c != obj.color][rng.integers(len(COLORS) - 1)]
-        new = Scene((replace(obj, color=color),), scene.background)
-        image, mask, prompt = scene.render(64), inpaint_mask(scene), canonical_caption(new)
+    for i, (image, mask, prompt, color) in enumerate(inpaint_cases(n)):
         result = lab.inpaint(image, mask, prompt, seed=seed + i, steps=steps, cfg=cfg, sampler=sampler,
                              mask_blur=mask_blur)
         raw = _pipeline_only(lab, image, mask, result.params)
@@ -125,6 +115,37 @@ def inpaint_fidelity(name_or_lab="toy-inpaint", n=24, seed=0, steps=20, cfg=4.0,
     if out is not None:
         merge_results(out, f"{scores['model']} (inpaint fidelity)", scores)
     return scores
+
+
+def inpaint_cases(n):
+    """The repaint tasks of `inpaint_fidelity`, in order: (picture, mask, prompt, new color) for n single-object
+    scenes of world seed 7, the mask being the object's silhouette grown by 2 px, the prompt its caption with
+    another color."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from .world import COLORS, Scene, canonical_caption, inpaint_mask, sample_scene
+
+    rng = np.random.default_rng(7)
+    for _ in range(n):
+        scene = sample_scene(rng, allow_two=False)
+        obj = scene.objects[0]
+        color = [c for c in COLORS if c != obj.color][rng.integers(len(COLORS) - 1)]
+        new = Scene((replace(obj, color=color),), scene.background)
+        yield scene.render(64), inpaint_mask(scene), canonical_caption(new), color
+
+
+def inpaint_grid(name_or_lab="toy-inpaint", n=6, seed=0, columns=6, scale=2, mask_blur=4, **kw):
+    """A labelled contact sheet of the first n tasks of `inpaint_fidelity`: each task's picture, mask and
+    result side by side (task i uses seed + i, as there). `kw` goes to inpaint (steps, cfg, sampler...)."""
+    lab = _open(name_or_lab)
+    images, captions = [], []
+    for i, (image, mask, prompt, _) in enumerate(inpaint_cases(n)):
+        result = lab.inpaint(image, mask, prompt, seed=seed + i, mask_blur=mask_blur, **kw).image
+        images += [image, mask.convert("RGB"), result]
+        captions += ["before", "mask", prompt]
+    return contact_sheet(images, captions, columns, scale)
 
 
 def _blurred(lab, mask, radius):
@@ -207,13 +228,20 @@ def format_scores(scores: dict) -> str:
 def sample_grid(name_or_lab, prompts, seed=0, columns=None, scale=2, **kw):
     """A labelled contact sheet (PIL image): each prompt's picture for `seed`, enlarged `scale` times, with the
     prompt written under it. `kw` goes to txt2img (steps, cfg, sampler...)."""
+    lab = _open(name_or_lab)
+    images = [lab.txt2img(p, seed=seed, **kw).images[0] for p in prompts]
+    return contact_sheet(images, prompts, columns, scale)
+
+
+def contact_sheet(images, captions, columns=None, scale=2):
+    """The images on a white sheet, enlarged `scale` times, `columns` to a row (default up to 6), each with its
+    caption written under it (wrapped)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    lab = _open(name_or_lab)
-    images = [lab.txt2img(p, seed=seed, **kw).images[0].convert("RGB") for p in prompts]
+    images = [image.convert("RGB") for image in images]
     font = ImageFont.load_default()
     side = max(max(im.size) for im in images) * scale
-    captions = [_wrap(p, font, side - 4) for p in prompts]
+    captions = [_wrap(caption, font, side - 4) for caption in captions]
     line = font.getbbox("Ag")[3] + 2
     cell_h = side + 4 + line * max(len(c) for c in captions)
     columns = columns or min(len(images), 6)
@@ -229,6 +257,11 @@ def sample_grid(name_or_lab, prompts, seed=0, columns=None, scale=2, **kw):
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
+
+def _save(image, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
 
 def _open(name_or_lab):
     if isinstance(name_or_lab, (str, Path)):
@@ -300,13 +333,16 @@ def main(argv=None):
     parser.add_argument("--refiner", help="a refiner model to hand the latents to")
     parser.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                         help="a LoRA from the LoRA search path, active during the evaluation (repeatable)")
-    parser.add_argument("--grid", help="also write a sample grid (12 prompts of the set, seed 0) to this PNG")
+    parser.add_argument("--grid", help="also write a sample grid (12 prompts of the set, seed 0; with --inpaint: "
+                                       "the first 6 tasks' picture, mask and result) to this PNG")
     parser.add_argument("--inpaint", action="store_true", help="measure inpainting fidelity instead (n = 24 x seeds)")
     args = parser.parse_args(argv)
     if args.inpaint:
         scores = inpaint_fidelity(args.model, n=24 * args.seeds, steps=args.steps, cfg=args.cfg, sampler=args.sampler,
                                   out=args.out)
         print(json.dumps(scores, indent=2))
+        if args.grid:
+            _save(inpaint_grid(args.model, steps=args.steps, cfg=args.cfg, sampler=args.sampler), args.grid)
         return scores
     loras = dict(_lora_arg(text) for text in args.lora)
     scores = evaluate(args.model, seeds=range(args.seeds), steps=args.steps, cfg=args.cfg, sampler=args.sampler,
@@ -315,10 +351,8 @@ def main(argv=None):
     if args.grid:
         refiner = {"refiner": _open(args.refiner)} if args.refiner else {}
         prompts = [p + lora_tags(loras) for p in grid_prompts(style=args.style)]
-        grid = sample_grid(args.model, prompts, seed=0, steps=args.steps, cfg=args.cfg, sampler=args.sampler,
-                           **refiner)
-        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-        grid.save(args.grid)
+        _save(sample_grid(args.model, prompts, seed=0, steps=args.steps, cfg=args.cfg, sampler=args.sampler,
+                          **refiner), args.grid)
     return scores
 
 
