@@ -5,8 +5,6 @@ inverse of its readers. Each `*_to_ldm` function renames one component's state d
 them under the prefixes a layout uses, and `save_single_file` writes the result with safetensors.
 """
 
-import os
-import uuid
 from pathlib import Path
 
 import torch
@@ -283,20 +281,11 @@ def save_single_file(components, layout, path, metadata=None, overwrite=False):
 
     Refuses to replace an existing file unless overwrite=True. Writes a temporary file in the same folder and
     renames it into place, so a failure never leaves a half-written checkpoint."""
-    from safetensors.torch import save_file
+    from .files import save_safetensors
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise BadInput(f"{path} already exists; pass overwrite=True to replace it.")
     if metadata is not None and not all(isinstance(v, str) for v in metadata.values()):
         raise BadInput("safetensors metadata values must all be strings.")
-    tensors = to_single_file(components, layout)
-
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: the rename is atomic
-    try:
-        save_file(tensors, temp, metadata=metadata)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return path
+    return save_safetensors(to_single_file(components, layout), path, metadata)

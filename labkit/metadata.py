@@ -31,6 +31,7 @@ from xml.sax.saxutils import escape, quoteattr, unescape
 
 from . import samplers
 from .errors import BadInput, LabkitError, UnsupportedFile
+from .files import FILE_MODE
 from .params import EMPHASIS, Params
 
 # ---- tables: writing ---------------------------------------------------------------------------------------------
@@ -49,7 +50,6 @@ RECIPE_FORMAT = "labkit-recipe/1"
 AI_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 LABKIT_NS = "urn:labkit:xmp:1/"
 XMP_LIMIT = 60000  # bytes: a JPEG APP1 segment holds at most 65502; the recipe leaves the XMP beyond this
-FILE_MODE = 0o644  # permissions of written files (mkstemp would leave 0600)
 EXIF_IFD, USER_COMMENT, MAKER_NOTE, EXIF_SOFTWARE = 0x8769, 0x9286, 0x927C, 0x0131
 
 # ---- tables: reading ---------------------------------------------------------------------------------------------

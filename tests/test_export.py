@@ -325,3 +325,20 @@ def test_weights_without_an_ldm_place_are_refused_not_dropped():
     model = UNet2DConditionModel(**dict(TINY, time_cond_proj_dim=8))  # an LCM-style extra layer
     with pytest.raises(BadInput, match="time_embedding.cond_proj.weight"):
         export.unet_to_ldm(model)
+
+
+def test_written_safetensors_are_readable_by_others(tmp_path):
+    # safetensors itself leaves 0600; labkit's checkpoints, LoRAs and toy parts get an ordinary saved file's mode
+    import stat
+
+    from labkit.files import FILE_MODE, save_safetensors
+    from labkit.toy.train import save_part
+
+    parts = components("sd1")
+    written = [export.save_single_file(parts, "sd1", tmp_path / "model.safetensors"),
+               save_safetensors({"x": torch.zeros(2)}, tmp_path / "plain.safetensors", {"a": "b"})]
+    save_part(tmp_path / "part.safetensors", {"first_stage_model.x": torch.zeros(2)}, "first_stage_model.")
+    written.append(tmp_path / "part.safetensors")
+    assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [FILE_MODE] * 3 == [0o644] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "part.safetensors",
+                                                         "plain.safetensors"]  # no temporary file left

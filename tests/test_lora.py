@@ -626,6 +626,8 @@ def test_train_lowers_the_loss_and_writes_a_kohya_file_that_round_trips(manager,
                    trigger="flatcolour", text_encoder=True, progress=False)
     assert len(result.losses) == 10 and same_bits(before, weights(lab))  # the Lab is left as it was
     assert not hasattr(lab.components["unet"], "peft_config")
+    assert oct(result.path.stat().st_mode & 0o777) == "0o644" and [p.name for p in tmp_path.iterdir()] == \
+           ["colours.safetensors"]  # readable by others, no temporary file left
     m = manager(lab)
     info = m.load(result.path)
     assert (info.coverage, info.format, info.rank, info.alpha) == (1.0, "kohya", 4, 4.0)

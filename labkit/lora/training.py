@@ -8,8 +8,6 @@ metadata, so A1111, ComfyUI and `lab.loras.load` read the file. The Lab is left 
 """
 
 import json
-import os
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +63,8 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
     Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
     import torch
 
+    from ..files import save_safetensors
+
     out = _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype, caption_dropout)
     alpha = rank if alpha is None else alpha
     prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
@@ -80,7 +80,8 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
         peft_state = _peft_state(lab, components)
     meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
                      len(images), ema, caption_dropout)
-    _write({k: v.to(getattr(torch, save_dtype)) for k, v in kohya_state(lab, peft_state, alpha).items()}, out, meta)
+    state = {k: v.to(getattr(torch, save_dtype)) for k, v in kohya_state(lab, peft_state, alpha).items()}
+    save_safetensors(state, out, meta)  # atomic: a failure leaves no half-written LoRA
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
@@ -333,16 +334,3 @@ def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, s
     if lab.family in V2_FLAGS:
         meta["ss_v2"] = V2_FLAGS[lab.family]
     return meta
-
-
-def _write(state: dict, out: Path, metadata: dict) -> None:
-    """Write via a temporary file in the same folder and rename, so a failure leaves no half-written LoRA."""
-    from safetensors.torch import save_file
-
-    temp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        save_file(state, str(temp), metadata=metadata)
-        os.replace(temp, out)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

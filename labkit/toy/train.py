@@ -365,15 +365,14 @@ def noise_scheduler(family):
 def save_part(path, ldm, prefix):
     """Write LDM-layout tensors as a float16 part file, keys without `prefix`; atomic (temp file + rename)."""
     import torch
-    from safetensors.torch import save_file
+
+    from ..files import save_safetensors
 
     if not all(key.startswith(prefix) for key in ldm):
         raise ValueError(f"{path.name}: every key must start with {prefix!r}.")
     tensors = {key.removeprefix(prefix): t.detach().to("cpu", torch.float16).contiguous() for key, t in ldm.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(temp))
-    os.replace(temp, path)
+    save_safetensors(tensors, path)
 
 
 def read_part(out, file, prefix):
