@@ -8,14 +8,24 @@ FILE_MODE = 0o644  # what a written file gets (safetensors and mkstemp would lea
 
 
 def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> Path:
-    """Write `tensors` to `path` through a temporary file in the same folder, renamed into place, so a failure
-    never leaves half a file; the file gets FILE_MODE. Returns the path."""
+    """Write `tensors` as a safetensors file at `path`, atomically (see `write_atomic`). Returns the path."""
     from safetensors.torch import save_file
 
+    return write_atomic(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+
+
+def save_text(text: str, path) -> Path:
+    """Write `text` (UTF-8) at `path`, atomically (see `write_atomic`). Returns the path."""
+    return write_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def write_atomic(path, write) -> Path:
+    """Call `write(temp)` on a temporary path in `path`'s folder, give the file FILE_MODE and rename it into
+    place, so a failure never leaves half a file. Returns the path."""
     path = Path(path)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: the rename is atomic
     try:
-        save_file(tensors, str(temp), metadata=metadata)
+        write(temp)
         os.chmod(temp, FILE_MODE)
         os.replace(temp, path)
     except BaseException:

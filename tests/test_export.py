@@ -331,7 +331,7 @@ def test_written_safetensors_are_readable_by_others(tmp_path):
     # safetensors itself leaves 0600; labkit's checkpoints, LoRAs and toy parts get an ordinary saved file's mode
     import stat
 
-    from labkit.files import FILE_MODE, save_safetensors
+    from labkit.files import FILE_MODE, save_safetensors, save_text
     from labkit.toy.train import save_part
 
     parts = components("sd1")
@@ -339,6 +339,7 @@ def test_written_safetensors_are_readable_by_others(tmp_path):
                save_safetensors({"x": torch.zeros(2)}, tmp_path / "plain.safetensors", {"a": "b"})]
     save_part(tmp_path / "part.safetensors", {"first_stage_model.x": torch.zeros(2)}, "first_stage_model.")
     written.append(tmp_path / "part.safetensors")
-    assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [FILE_MODE] * 3 == [0o644] * 3
+    written.append(save_text("{}\n", tmp_path / "table.json"))
+    assert [stat.S_IMODE(p.stat().st_mode) for p in written] == [FILE_MODE] * 4 == [0o644] * 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "part.safetensors",
-                                                         "plain.safetensors"]  # no temporary file left
+                                                         "plain.safetensors", "table.json"]  # no temp file left

@@ -377,6 +377,7 @@ def test_results_file_is_merged_not_clobbered(tmp_path):
     assert table["fake"]["count"] == 4 and table["fake"]["color"] == 0.0 and table["fake"]["failed"] == 4
     assert "failures" not in table["fake"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.json"]  # no temporary file left
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any saved file
 
 
 def test_evaluate_opens_a_model_by_name_and_the_cli_prints_a_table(monkeypatch, tmp_path, capsys):

@@ -7,12 +7,11 @@ judge each picture with the classical judge, and report how often color, shape, 
 import argparse
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from time import perf_counter
 
 from ..errors import BadInput
+from ..files import save_text
 from .judge import compare, judge
 from .world import STYLES, parse_prompt
 from .world import prompt_set as world_prompt_set
@@ -205,11 +204,7 @@ def merge_results(path, key: str, scores: dict) -> dict:
     table = json.loads(path.read_text()) if path.exists() else {}
     table[key] = {k: v for k, v in scores.items() if k != "failures"} | {"failed": len(scores.get("failures", []))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(table, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    save_text(json.dumps(table, indent=2, sort_keys=True) + "\n", path)
     return table
 
 

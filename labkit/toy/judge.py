@@ -285,10 +285,8 @@ def _closed_outline(strong, main, distance, contrast):
 
 def _thin_parts(mask, deepest) -> np.ndarray:
     """The mask's connected components whose pixels are all within `deepest` of the outside."""
-    labels = label(mask)
     thin = np.zeros_like(mask)
-    for i in np.unique(labels[mask]):
-        part = labels == i
+    for part in components(mask, 0):
         if depth(part).max() <= deepest:
             thin |= part
     return thin

@@ -432,10 +432,10 @@ def member_hash(out, member):
 
 
 def _write_json(path, data):
+    from ..files import save_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(temp, path)
+    save_text(json.dumps(data, indent=2) + "\n", path)
 
 
 def read_records(out):
