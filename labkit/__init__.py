@@ -8,8 +8,7 @@ from importlib import import_module
 from .errors import BadInput, LabkitError, LoraMismatch, UnsafeFile, UnsupportedFile
 from .grid import grid  # eager (stdlib only): lazily, importing the labkit.grid module first would shadow it
 from .params import Params
-
-__version__ = "0.1.0"
+from .version import __version__
 
 # public name -> (module, attribute); resolved on first access so the import stays fast
 _LAZY = {

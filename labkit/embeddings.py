@@ -2,9 +2,6 @@
 
 from .errors import BadInput, UnsupportedFile
 
-# lab family -> embedding families that fit it (same text-encoder widths)
-FITS = {"sd1": ("sd1",), "sd2": ("sd2",), "toy": ("toy",), "sdxl": ("sdxl",), "toy-xl": ("toy-xl",)}
-
 
 def load_embedding(lab, path, token: str) -> list[str]:
     """Add `token` to the lab's tokenizer(s) with the file's vectors; returns the tokens added.
@@ -18,7 +15,7 @@ def load_embedding(lab, path, token: str) -> list[str]:
     info = detect.inspect(path)
     if info.kind != "embedding":
         raise UnsupportedFile(f"{info.path.name} is a {info.kind} file, not a textual-inversion embedding.")
-    if info.family not in FITS.get(lab.family, ()):
+    if info.family != lab.family or lab.layout == "refiner":  # an embedding fits its family's text encoders
         raise BadInput(f"{info.path.name} is a {info.family} embedding and does not fit this {lab.family} model "
                        f"(its vectors have another text-encoder width); use an embedding made for {lab.family}.")
     tensors = load_file(str(path))

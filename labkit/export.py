@@ -7,24 +7,8 @@ them under the prefixes a layout uses, and `save_single_file` writes the result 
 
 from pathlib import Path
 
-import torch
-
-from labkit.errors import BadInput
-
-UNET_PREFIX = "model.diffusion_model."
-VAE_PREFIX = "first_stage_model."
-
-# layout -> the text encoders it holds: (component name, writer, key prefix)
-LAYOUTS = {
-    "sd1": (("text_encoder", "clip", "cond_stage_model.transformer."),),
-    "sd2": (("text_encoder", "open_clip", "cond_stage_model.model."),),
-    "sdxl": (
-        ("text_encoder", "clip", "conditioner.embedders.0.transformer."),
-        ("text_encoder_2", "open_clip", "conditioner.embedders.1.model."),
-    ),
-    "sdxl-refiner": (("text_encoder_2", "open_clip", "conditioner.embedders.0.model."),),
-}
-SDXL_LAYOUTS = ("sdxl", "sdxl-refiner")
+from .errors import BadInput
+from .families import CHECKPOINT_LAYOUTS, UNET_PREFIX, VAE_PREFIX
 
 # UNet: top-level diffusers modules -> LDM modules (absent ones are simply unused)
 UNET_TOP = {
@@ -92,7 +76,7 @@ def _rename_inside(name, renames):
     return name
 
 
-def _apply_plan(state, plan, what):
+def apply_plan(state, plan, what):
     """Rename every key of `state` through `plan` {diffusers module: (LDM module, renames)}.
 
     The deepest planned module containing a key wins. A key no module claims is an error, so no weight is
@@ -114,7 +98,7 @@ def _apply_plan(state, plan, what):
     return out
 
 
-def _unet_plan(unet):
+def unet_plan(unet):
     """{diffusers module: (LDM module, renames)}, with block indices counted from the model itself."""
     plan = {diffusers: (ldm, {}) for diffusers, ldm in UNET_TOP.items()}
 
@@ -159,7 +143,7 @@ def _unet_plan(unet):
 
 def unet_to_ldm(unet):
     """A UNet2DConditionModel's weights under `model.diffusion_model.*` names (any SD1/SD2/SDXL-style config)."""
-    ldm = _apply_plan(unet.state_dict(), _unet_plan(unet), "UNet")
+    ldm = apply_plan(unet.state_dict(), unet_plan(unet), "UNet")
     return {UNET_PREFIX + key: tensor for key, tensor in ldm.items()}
 
 
@@ -193,7 +177,7 @@ def vae_to_ldm(vae):
 
     The mid-block attention's q/k/v/proj_out are 1x1 convolutions in LDM: written as (C, C, 1, 1), as the
     original files hold them (diffusers' reader squeezes them back to linear (C, C))."""
-    ldm = _apply_plan(vae.state_dict(), _vae_plan(vae), "VAE")
+    ldm = apply_plan(vae.state_dict(), _vae_plan(vae), "VAE")
     for key, tensor in ldm.items():
         if ".mid.attn_1." in key and key.endswith(".weight") and tensor.ndim == 2:
             ldm[key] = tensor[:, :, None, None]  # (C, C) -> (C, C, 1, 1)
@@ -223,6 +207,8 @@ def open_clip_to_ldm(text_encoder, prefix):
 
     q, k and v are concatenated into `attn.in_proj_*`; `text_projection` is stored as (width, proj_dim),
     the transpose of HF's linear weight, because OpenCLIP computes `x @ text_projection`."""
+    import torch
+
     state = _text_model_state(text_encoder)
     state.pop("embeddings.position_ids", None)  # a buffer, not a weight (older transformers saved it)
     out = {
@@ -247,16 +233,16 @@ def open_clip_to_ldm(text_encoder, prefix):
 
 def _check_layout(components, layout):
     """Fail early, naming the problem, when components do not fit the requested layout."""
-    if layout not in LAYOUTS:
-        raise BadInput(f"Unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}.")
-    wanted = ["unet", "vae"] + [name for name, _, _ in LAYOUTS[layout]]
+    if layout not in CHECKPOINT_LAYOUTS:
+        raise BadInput(f"Unknown layout {layout!r}; use one of {', '.join(CHECKPOINT_LAYOUTS)}.")
+    wanted = ["unet", "vae"] + [slot.component for slot in CHECKPOINT_LAYOUTS[layout].slots]
     missing = [name for name in wanted if components.get(name) is None]
     if missing:
         raise BadInput(f"The {layout!r} layout needs the components {', '.join(missing)}.")
     if layout == "sdxl-refiner" and components.get("text_encoder") is not None:
         raise BadInput("The 'sdxl-refiner' layout holds only text_encoder_2 (OpenCLIP-G); pass text_encoder=None.")
     is_sdxl_unet = components["unet"].config.get("addition_embed_type") == "text_time"
-    if is_sdxl_unet != (layout in SDXL_LAYOUTS):
+    if is_sdxl_unet != CHECKPOINT_LAYOUTS[layout].xl_unet:
         kind = "an SDXL" if is_sdxl_unet else "a non-SDXL"
         raise BadInput(f"The UNet is {kind} UNet but the layout is {layout!r}; pick the layout of its family.")
 
@@ -266,13 +252,16 @@ def to_single_file(components, layout):
 
     layout: "sd1", "sd2", "sdxl" or "sdxl-refiner". Other entries (tokenizers, scheduler...) are ignored.
     Tensors come back on the CPU, contiguous and unshared, ready for `safetensors.torch.save_file`."""
+    import torch
+
     _check_layout(components, layout)
     ldm = {**unet_to_ldm(components["unet"]), **vae_to_ldm(components["vae"])}
-    for name, writer, prefix in LAYOUTS[layout]:
-        to_ldm = clip_to_ldm if writer == "clip" else open_clip_to_ldm
-        ldm.update(to_ldm(components[name], prefix))
-        if layout in SDXL_LAYOUTS and writer == "open_clip" and prefix + "text_projection" not in ldm:
-            raise BadInput(f"SDXL's {name} needs a text projection: use a CLIPTextModelWithProjection.")
+    spec = CHECKPOINT_LAYOUTS[layout]
+    for slot in spec.slots:
+        to_ldm = clip_to_ldm if slot.kind == "clip" else open_clip_to_ldm
+        ldm.update(to_ldm(components[slot.component], slot.prefix))
+        if spec.xl_unet and slot.kind == "open_clip" and slot.prefix + "text_projection" not in ldm:
+            raise BadInput(f"SDXL's {slot.component} needs a text projection: use a CLIPTextModelWithProjection.")
     return {key: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for key, tensor in ldm.items()}
 
 

@@ -172,7 +172,7 @@ VARIANTS_BY_IN_CHANNELS = MappingProxyType({9: "inpaint", 8: "instruct-pix2pix"}
 def family(name) -> Family:
     """The record of family `name`; UnsupportedFile naming the known families otherwise."""
     if name not in FAMILIES:
-        raise UnsupportedFile(f"Unknown model family {name!r}; labkit knows {', '.join(FAMILIES)}.")
+        raise UnsupportedFile(f"Unknown model family {name!r}; known families: {', '.join(FAMILIES)}.")
     return FAMILIES[name]
 
 

@@ -7,25 +7,10 @@ checks, mask blur and "only masked", and a Result carrying the full recipe.
 
 from time import perf_counter
 
+from . import families
 from .errors import BadInput
 from .params import Params
 
-# family -> pipeline layout
-LAYOUTS = {"sd1": "sd", "sd2": "sd", "toy": "sd", "sdxl": "xl", "toy-xl": "xl",
-           "sdxl-refiner": "refiner", "toy-xl-refiner": "refiner"}
-# (layout, mode) -> diffusers pipeline class name
-PIPELINES = {
-    ("sd", "txt2img"): "StableDiffusionPipeline",
-    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
-    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
-    ("xl", "txt2img"): "StableDiffusionXLPipeline",
-    ("xl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
-    ("xl", "inpaint"): "StableDiffusionXLInpaintPipeline",
-    ("refiner", "img2img"): "StableDiffusionXLImg2ImgPipeline",
-    ("refiner", "inpaint"): "StableDiffusionXLInpaintPipeline",
-}
-# base family -> refiner families whose UNet works in the same latent space and schedule
-REFINER_FITS = {"sdxl": ("sdxl-refiner", "sdxl"), "toy-xl": ("toy-xl-refiner", "toy-xl")}
 # pipeline constructor flags labkit always sets (no safety checker, no invisible watermark: reproducible pixels)
 PIPELINE_FLAGS = {"requires_safety_checker": False, "add_watermarker": False}
 
@@ -35,10 +20,11 @@ class Lab:
 
     def __init__(self, components: dict, family: str, *, variant=None, device="cpu", dtype="float32",
                  name: str = "", source=None, file_hash=None):
-        if family not in LAYOUTS:
-            raise BadInput(f"Unknown family {family!r}; labkit runs {', '.join(LAYOUTS)}.")
+        if family not in families.FAMILIES:
+            raise BadInput(f"Unknown family {family!r}; labkit runs {', '.join(families.FAMILIES)}.")
         self.components = components
         self.family = family
+        self.family_record = families.family(family)
         self.variant = variant
         self.device = device
         self.dtype = dtype
@@ -46,7 +32,7 @@ class Lab:
         self.source = source
         self._file_hash = file_hash
         self.scheduler_config = dict(components["scheduler"].config)
-        self.config_flags = config_flags(family)
+        self.config_flags = self.family_record.pipeline_flags()
         from .lora import LoraManager
 
         self.loras = LoraManager(self)
@@ -55,7 +41,8 @@ class Lab:
     # ---- pipelines -------------------------------------------------------------------------------------
     @property
     def layout(self) -> str:
-        return LAYOUTS[self.family]
+        """The pipeline layout: "sd", "xl" or "refiner" (`labkit.families.LAYOUTS`)."""
+        return self.family_record.layout
 
     @property
     def pipe(self):
@@ -76,11 +63,11 @@ class Lab:
 
         import diffusers
 
-        key = (self.layout, mode)
-        if key not in PIPELINES:
+        name = self.family_record.pipeline(mode)
+        if name is None:
             raise BadInput(f"A {self.family} model cannot run {mode}: a refiner refines. Use it as "
                            f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
-        cls = getattr(diffusers, PIPELINES[key])
+        cls = getattr(diffusers, name)
         accepted = inspect.signature(cls.__init__).parameters
         flags = {**PIPELINE_FLAGS, **self.config_flags}
         kwargs = {k: v for k, v in {**self.components, **flags}.items() if k in accepted}
@@ -328,7 +315,7 @@ class Lab:
 
     # ---- refiner ---------------------------------------------------------------------------------------
     def _check_refiner(self, refiner: "Lab") -> None:
-        fits = REFINER_FITS.get(self.family, ())
+        fits = self.family_record.refiners
         if refiner.family not in fits:
             hint = f"a {' or '.join(fits)} model" if fits else "none: only SDXL-layout bases hand off to a refiner"
             raise BadInput(f"Refiner {refiner.name or refiner.family!r} ({refiner.family}) does not fit a "
@@ -356,9 +343,8 @@ class Lab:
         from .export import save_single_file
 
         self.loras.unfuse()  # the file holds the model's own weights, never folded LoRAs
-        layout = {"sd": "sd2" if self.family == "sd2" else "sd1", "xl": "sdxl", "refiner": "sdxl-refiner"}[self.layout]
-        return save_single_file(self.components, layout, path, metadata={"labkit.family": self.family},
-                                overwrite=overwrite)
+        return save_single_file(self.components, self.family_record.checkpoint, path,
+                                metadata={"labkit.family": self.family}, overwrite=overwrite)
 
     def load_embedding(self, path, token: str):
         """Load a textual-inversion embedding (A1111 `emb_params`, or SDXL `clip_l`/`clip_g`) as `token`."""
@@ -391,16 +377,6 @@ def load_refiner_loras(refiner, requests) -> None:
         name = Path(path).stem
         if name not in refiner.loras.loaded:
             refiner.loras.load(path, weight=weight)
-
-
-def config_flags(family: str) -> dict:
-    """The family's pipeline flags (force_zeros_for_empty_prompt, requires_aesthetics_score) from its config."""
-    import json
-
-    from .loading import CONFIGS
-
-    index = json.loads((CONFIGS / family / "model_index.json").read_text())
-    return {k: index[k] for k in ("force_zeros_for_empty_prompt", "requires_aesthetics_score") if k in index}
 
 
 def sampler_step(scheduler, index: int) -> int:

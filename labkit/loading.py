@@ -3,14 +3,14 @@
 import json
 from pathlib import Path
 
+from . import families
 from .errors import BadInput, UnsafeFile, UnsupportedFile
+from .families import FAMILIES, UNET_PREFIX, VARIANTS_BY_IN_CHANNELS
+from .header import PICKLE_SUFFIXES
 
-CONFIGS = Path(__file__).parent / "configs"
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 DTYPES = ("float32", "float16", "bfloat16")
-# diffusers folder layout -> family, told apart by the UNet's cross-attention width
-FOLDER_FAMILIES = {("sd", 768): "sd1", ("sd", 1024): "sd2", ("xl", 2048): "sdxl", ("refiner", 1280): "sdxl-refiner",
-                   ("sd", 64): "toy", ("xl", 160): "toy-xl", ("refiner", 96): "toy-xl-refiner"}
+# diffusers folder (pipeline layout, UNet cross-attention width) -> family
+FOLDER_FAMILIES = {(f.layout, f.context_width): f.name for f in FAMILIES.values()}
 
 
 def models() -> list[str]:
@@ -138,39 +138,37 @@ def _check_checkpoint(path: Path, info: dict) -> None:
                               f"supported; open their diffusers folder with diffusers directly.")
 
 
-def components_from_ldm(state_dict: dict, family: str, prediction=None, torch_dtype=None) -> dict:
+def components_from_ldm(state_dict: dict, family_name: str, prediction=None, torch_dtype=None) -> dict:
     """Diffusers components from an A1111/ComfyUI-layout state dict, using labkit's config folder for `family`."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    folder = str(CONFIGS / family)
-    common = {"config": folder, "local_files_only": True, "torch_dtype": torch_dtype}
-    unet_overrides = {"in_channels": state_dict["model.diffusion_model.input_blocks.0.0.weight"].shape[1]}
-    if family == "sd2":
-        unet_overrides["sample_size"] = 96 if prediction == "v_prediction" else 64
+    record = families.family(family_name)
+    common = {"config": str(record.config), "local_files_only": True, "torch_dtype": torch_dtype}
+    unet_overrides = {"in_channels": state_dict[UNET_PREFIX + "input_blocks.0.0.weight"].shape[1],
+                      "sample_size": record.native_size_for(prediction) // record.vae_scale}
     components = {
         "unet": UNet2DConditionModel.from_single_file(state_dict, subfolder="unet", **common, **unet_overrides),
         "vae": AutoencoderKL.from_single_file(state_dict, subfolder="vae", **common),
-        "scheduler": _scheduler(family, prediction),
+        "scheduler": default_scheduler(family_name, prediction),
     }
-    components.update(_text_encoders(state_dict, family, torch_dtype))
+    components.update(_text_encoders(state_dict, record, torch_dtype))
     return components
 
 
-def _text_encoders(state_dict: dict, family: str, torch_dtype) -> dict:
+def _text_encoders(state_dict: dict, record, torch_dtype) -> dict:
     """Text encoders converted by diffusers from the LDM keys, plus labkit's offline tokenizers."""
     import transformers
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 
     from .tokenizers import tokenizer
 
-    toks = tokenizer(family)
+    toks = tokenizer(record.name)
     toks = toks if isinstance(toks, tuple) else (toks,)
-    subfolders = [s for s in ("text_encoder", "text_encoder_2") if (CONFIGS / family / s).is_dir()]
     out = {"text_encoder": None, "tokenizer": None}
-    for sub, tok in zip(subfolders, toks):
-        config = json.loads((CONFIGS / family / sub / "config.json").read_text())
+    for sub, tok in zip(record.text_encoders, toks):
+        config = json.loads((record.config / sub / "config.json").read_text())
         cls = getattr(transformers, config["architectures"][0])
-        model = create_diffusers_clip_model_from_ldm(cls, state_dict, subfolder=sub, config=str(CONFIGS / family),
+        model = create_diffusers_clip_model_from_ldm(cls, state_dict, subfolder=sub, config=str(record.config),
                                                      torch_dtype=torch_dtype, local_files_only=True)
         _check_loaded(model, sub)
         out[sub] = model
@@ -185,10 +183,11 @@ def _check_loaded(model, name: str) -> None:
                               f"{missing[0]}): it may be a UNet-only file; open a full checkpoint instead.")
 
 
-def _scheduler(family: str, prediction=None):
+def default_scheduler(family_name: str, prediction=None):
+    """The family's own scheduler (from its shipped config), predicting `prediction` when given."""
     import diffusers
 
-    config = json.loads((CONFIGS / family / "scheduler" / "scheduler_config.json").read_text())
+    config = json.loads((families.family(family_name).config / "scheduler" / "scheduler_config.json").read_text())
     if prediction:
         config["prediction_type"] = prediction
     return getattr(diffusers, config["_class_name"]).from_config(config)
@@ -210,11 +209,11 @@ def _load_folder(path: Path, torch_dtype):
     if family is None:
         raise UnsupportedFile(f"{path}: a {layout}-layout UNet with cross-attention width "
                               f"{unet.config.cross_attention_dim} is not a family labkit knows.")
-    variant = {9: "inpaint", 8: "instruct-pix2pix"}.get(unet.config.in_channels)
+    variant = VARIANTS_BY_IN_CHANNELS.get(unet.config.in_channels)
     return components, family, variant
 
 
-def load_vae(source, family: str, torch_dtype):
+def load_vae(source, family_name: str, torch_dtype):
     """A VAE from a diffusers folder, a diffusers-format file, or an A1111-layout VAE file."""
     from diffusers import AutoencoderKL
 
@@ -228,5 +227,5 @@ def load_vae(source, family: str, torch_dtype):
     info = detect.inspect(path)
     if info.kind not in ("vae", "checkpoint"):
         raise UnsupportedFile(f"{path.name} is a {info.kind} file, not a VAE.")
-    return AutoencoderKL.from_single_file(str(path), config=str(CONFIGS / family), subfolder="vae",
+    return AutoencoderKL.from_single_file(str(path), config=str(families.family(family_name).config), subfolder="vae",
                                           local_files_only=True, torch_dtype=torch_dtype)

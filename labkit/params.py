@@ -3,9 +3,9 @@
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import BadInput
+from .prompts.syntax import EMPHASIS
 
 NOISE_MODES = ("a1111-cpu", "a1111-gpu", "comfy")
-EMPHASIS = ("Original", "No norm", "Ignore", "None")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class Params:
         if not 0 < self.strength <= 1:
             raise BadInput(f"strength={self.strength} is outside (0, 1]: 0.3 keeps most of the image, 1.0 redraws it.")
         if not 0 < self.switch_at < 1:
-            raise BadInput(f"switch_at={self.switch_at} is outside (0, 1): it is where along the noise schedule the base hands over to the refiner (diffusers' denoising_end), e.g. 0.8.")
+            raise BadInput(f"switch_at={self.switch_at} is outside (0, 1): it is where along the noise schedule the "
+                           f"base hands over to the refiner (diffusers' denoising_end), e.g. 0.8.")
         if self.clip_skip < 1:
             raise BadInput(f"clip_skip={self.clip_skip}: A1111 counts from 1 (no skip); use 1 or 2.")
         if self.emphasis not in EMPHASIS:

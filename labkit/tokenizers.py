@@ -3,23 +3,11 @@
 import gzip
 import json
 from functools import lru_cache
-from pathlib import Path
 
-from .errors import UnsupportedFile
+from .families import CONFIGS
+from .families import family as family_record
 
-CLIP_DIR = Path(__file__).parent / "configs" / "clip"
-
-# family -> pad token of each text encoder's tokenizer (OpenCLIP-based encoders pad with "!")
-PAD_TOKENS = {
-    "sd1": ("<|endoftext|>",),
-    "sd2": ("!",),
-    "sdxl": ("<|endoftext|>", "!"),
-    "sdxl-refiner": ("!",),
-    "toy": ("<|endoftext|>",),
-    "toy-inpaint": ("<|endoftext|>",),
-    "toy-xl": ("<|endoftext|>", "!"),
-    "toy-xl-refiner": ("!",),
-}
+CLIP_DIR = CONFIGS / "clip"
 
 
 @lru_cache(maxsize=1)
@@ -43,8 +31,5 @@ def tokenizer(family: str):
     >>> tok = tokenizer("sd1"); tok("a cat").input_ids
     [49406, 320, 2368, 49407]
     """
-    family = family.removesuffix("-inpaint") if family != "toy-inpaint" else family
-    if family not in PAD_TOKENS:
-        raise UnsupportedFile(f"No tokenizer for family {family!r}; known families: {', '.join(PAD_TOKENS)}.")
-    toks = tuple(clip_tokenizer(pad) for pad in PAD_TOKENS[family])
+    toks = tuple(clip_tokenizer(pad) for pad in family_record(family).pad_tokens)  # OpenCLIP pads with "!"
     return toks if len(toks) > 1 else toks[0]

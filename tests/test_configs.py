@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from labkit.loading import CONFIGS
+from labkit.families import CONFIGS
 
 # parameter counts of the public SD 1.5 / SD 2.x / SDXL base / SDXL refiner components
 REAL_COUNTS = {

@@ -19,7 +19,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from labkit.detect import Detection, FileInfo, LoraInfo, detect, inspect, read_header
+from labkit.detect import Detection, FileInfo, LoraFileInfo, detect, inspect, read_header
 from labkit.errors import UnsafeFile, UnsupportedFile
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_vae_needs_vae_markers_not_just_an_encoder():
 
 def test_lora_details_kohya_sd1():
     lora = detect(shapes_of(KOHYA_SD1)).lora
-    assert lora == LoraInfo(format="kohya", rank=8, has_alpha=True, targets=("unet", "te1"), n_modules=4)
+    assert lora == LoraFileInfo(format="kohya", rank=8, has_alpha=True, targets=("unet", "te1"), n_modules=4)
 
 
 def test_lora_details_per_format():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-import labkit
+import labkit.loading
 from labkit.toy import evaluate as ev
 from labkit.toy import judge as jd
 from labkit.toy import world
@@ -382,7 +382,7 @@ def test_results_file_is_merged_not_clobbered(tmp_path):
 
 def test_evaluate_opens_a_model_by_name_and_the_cli_prints_a_table(monkeypatch, tmp_path, capsys):
     opened, prompts = [], few_prompts()[:5]
-    monkeypatch.setattr(labkit, "open", lambda name: opened.append(name) or FakeLab())
+    monkeypatch.setattr(labkit.loading, "open", lambda name: opened.append(name) or FakeLab())
     monkeypatch.setattr(ev, "prompt_set", lambda style=None: prompts)
     out = tmp_path / "scores.json"
     scores = ev.main(["toy", "--seeds", "2", "--out", str(out), "--steps", "4"])

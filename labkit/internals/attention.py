@@ -285,6 +285,7 @@ def plot_token_maps(image, maps, columns: int = 6, alpha: float = 0.6, cmap: str
     `image`: a PIL image (or a Result); `maps`: [(token, (H, W) map)] as `maps_for` returns.
     """
     import torch
+
     from .plots import figure
 
     image = getattr(image, "image", image)

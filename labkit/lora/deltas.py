@@ -11,15 +11,17 @@ weight. The formulas (REFERENCE.md "LoRA files"):
 
 from dataclasses import dataclass
 
-import torch
-
 
 def tucker(core, a, b):
     """A Tucker-decomposed kernel: core (r, r, kh, kw), a (r, out), b (r, in) -> (out, in, kh, kw)."""
+    import torch
+
     return torch.einsum("ijhw,ip,jq->pqhw", core, a, b)
 
 
 def lora(t):
+    import torch
+
     up = t["up"].flatten(1)  # (out, r)
     if "mid" in t:  # LoCon Tucker: down (r, in, 1, 1), mid (r, r, kh, kw), up (out, r, 1, 1)
         return torch.einsum("or,rshw,si->oihw", up, t["mid"], t["down"].flatten(1))  # (out, in, kh, kw)
@@ -40,6 +42,8 @@ def loha(t):
 
 
 def lokr(t):
+    import torch
+
     w1 = _factor(t, "k1", "k1a", "k1b")  # (out1, in1)
     w2 = _factor(t, "k2", "k2a", "k2b", "kt2")  # (out2, in2 * kh * kw) or (out2, in2, kh, kw)
     if w2.ndim == 4:
@@ -63,6 +67,8 @@ def dora(w0, dw, magnitude, per_output: bool):
 
 def product_shape(kind: str, shapes: dict) -> tuple | None:
     """The shape the kind's product would have, computed on meta tensors (no data); None if the parts disagree."""
+    import torch
+
     meta = {part: torch.empty(shape, device="meta") for part, shape in shapes.items()}
     try:
         return tuple(PRODUCTS[kind](meta).shape)

@@ -13,28 +13,44 @@ target table (targets.py) is keyed by.
 import json
 import math
 import re
+from typing import NamedTuple
 
-# key suffix -> part name; the longest matching suffix wins
+
+class Part(NamedTuple):
+    """What a key suffix means: the part it names, the kind of module that part belongs to (None: an extra that
+    makes no module by itself), and the file format the suffix implies (None: any format uses it)."""
+
+    name: str
+    kind: str | None
+    format: str | None
+
+
+# key suffix -> Part; the longest matching suffix wins. The one grammar of LoRA keys: `labkit.inspect` reads a
+# header with it, `lab.loras` loads tensors with it.
 PARTS = {
-    ".lora_down.weight": "down", ".lora_up.weight": "up", ".lora_mid.weight": "mid",  # kohya, LoCon
-    ".lora_A.weight": "down", ".lora_B.weight": "up",  # PEFT / diffusers
-    ".lora.down.weight": "down", ".lora.up.weight": "up",  # old diffusers
-    "_lora.down.weight": "down", "_lora.up.weight": "up",  # diffusers attention processors: `to_q_lora.down`
-    ".hada_w1_a": "w1a", ".hada_w1_b": "w1b", ".hada_w2_a": "w2a", ".hada_w2_b": "w2b",  # LoHa
-    ".hada_t1": "t1", ".hada_t2": "t2",
-    ".lokr_w1": "k1", ".lokr_w1_a": "k1a", ".lokr_w1_b": "k1b",  # LoKr
-    ".lokr_w2": "k2", ".lokr_w2_a": "k2a", ".lokr_w2_b": "k2b", ".lokr_t2": "kt2",
-    ".alpha": "alpha",
-    ".dora_scale": "dora_scale",  # kohya / LyCORIS DoRA magnitude
-    ".lora_magnitude_vector": "magnitude", ".lora_magnitude_vector.weight": "magnitude",  # PEFT DoRA magnitude
+    ".lora_down.weight": Part("down", "lora", "kohya"), ".lora_up.weight": Part("up", "lora", "kohya"),
+    ".lora_mid.weight": Part("mid", "lora", "locon"),  # LoCon's Tucker core of a conv layer
+    ".lora_A.weight": Part("down", "lora", "peft"), ".lora_B.weight": Part("up", "lora", "peft"),
+    ".lora.down.weight": Part("down", "lora", "diffusers"), ".lora.up.weight": Part("up", "lora", "diffusers"),
+    "_lora.down.weight": Part("down", "lora", "diffusers"),  # diffusers attention processors: `to_q_lora.down`
+    "_lora.up.weight": Part("up", "lora", "diffusers"),
+    ".hada_w1_a": Part("w1a", "loha", "loha"), ".hada_w1_b": Part("w1b", "loha", "loha"),
+    ".hada_w2_a": Part("w2a", "loha", "loha"), ".hada_w2_b": Part("w2b", "loha", "loha"),
+    ".hada_t1": Part("t1", "loha", "loha"), ".hada_t2": Part("t2", "loha", "loha"),
+    ".lokr_w1": Part("k1", "lokr", "lokr"), ".lokr_w1_a": Part("k1a", "lokr", "lokr"),
+    ".lokr_w1_b": Part("k1b", "lokr", "lokr"), ".lokr_w2": Part("k2", "lokr", "lokr"),
+    ".lokr_w2_a": Part("k2a", "lokr", "lokr"), ".lokr_w2_b": Part("k2b", "lokr", "lokr"),
+    ".lokr_t2": Part("kt2", "lokr", "lokr"),
+    ".alpha": Part("alpha", None, None),
+    ".dora_scale": Part("dora_scale", None, None),  # kohya / LyCORIS DoRA magnitude
+    ".lora_magnitude_vector": Part("magnitude", None, None),  # PEFT DoRA magnitude
+    ".lora_magnitude_vector.weight": Part("magnitude", None, None),
 }
 SUFFIXES_LONGEST_FIRST = tuple(sorted(PARTS, key=len, reverse=True))
-EXTRA_PARTS = ("alpha", "dora_scale", "magnitude")  # parts that do not make a module by themselves
-
-# part -> the kind of module it belongs to
-KIND_OF_PART = {"down": "lora", "up": "lora", "mid": "lora",
-                "w1a": "loha", "w1b": "loha", "w2a": "loha", "w2b": "loha", "t1": "loha", "t2": "loha",
-                "k1": "lokr", "k1a": "lokr", "k1b": "lokr", "k2": "lokr", "k2a": "lokr", "k2b": "lokr", "kt2": "lokr"}
+EXTRA_PARTS = tuple(dict.fromkeys(p.name for p in PARTS.values() if p.kind is None))  # no module by themselves
+KIND_OF_PART = {p.name: p.kind for p in PARTS.values() if p.kind is not None}
+# formats a file may be told as, most specific first: one LoKr or LoHa module makes a LyCORIS file
+FORMAT_PRIORITY = ("lokr", "loha", "locon", "kohya", "peft", "diffusers")
 # kind -> is a module of that kind complete, given its set of part names
 COMPLETE = {
     "lora": lambda p: {"down", "up"} <= p,
@@ -44,15 +60,28 @@ COMPLETE = {
 # kind -> the part whose first dimension is the rank (alpha / rank scales the delta); None: no rank
 RANK_PART = {"lora": ("down",), "loha": ("w1b",), "lokr": ("k2b", "k1b")}
 
-# layout -> (module-name prefix, component, spelling); a prefix with a trailing "." is the dotted spelling
-ROUTES = {
-    "sd": (("lora_unet_", "unet"), ("lora_te_", "text_encoder"),
-           ("unet.", "unet"), ("text_encoder.", "text_encoder")),
-    "xl": (("lora_unet_", "unet"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"),
-           ("unet.", "unet"), ("text_encoder.", "text_encoder"), ("text_encoder_2.", "text_encoder_2")),
-    "refiner": (("lora_unet_", "unet"), ("lora_te2_", "text_encoder_2"),
-                ("unet.", "unet"), ("text_encoder_2.", "text_encoder_2")),
-}
+
+class Prefix(NamedTuple):
+    """A module-name prefix: which text encoder or UNet `slot` it names ("te" is the only text encoder of an
+    SD 1.x/2.x file, "te1"/"te2" SDXL's two), and the component it patches in each pipeline layout."""
+
+    text: str
+    slot: str
+    components: dict  # layout -> component
+
+
+_UNET = {"sd": "unet", "xl": "unet", "refiner": "unet"}
+_TE2 = {"xl": "text_encoder_2", "refiner": "text_encoder_2"}
+# a prefix ending in "." is the dotted (diffusers / PEFT) spelling, the others kohya's flattened one
+PREFIXES = (
+    Prefix("lora_unet_", "unet", _UNET),
+    Prefix("lora_te1_", "te1", {"xl": "text_encoder"}),
+    Prefix("lora_te2_", "te2", _TE2),
+    Prefix("lora_te_", "te", {"sd": "text_encoder"}),
+    Prefix("unet.", "unet", _UNET),
+    Prefix("text_encoder_2.", "te2", _TE2),
+    Prefix("text_encoder.", "te", {"sd": "text_encoder", "xl": "text_encoder"}),
+)
 # dotted-name spellings of older diffusers files -> today's module paths
 DOTTED_RENAMES = ((".processor.", "."), (".to_out_lora", ".to_out.0"))
 TEXT_MODEL = "text_model."  # kohya keeps it in text-encoder names; transformers >= 5.6 dropped it in CLIPTextModel
@@ -70,12 +99,18 @@ def text_path(path: str) -> str:
     return TEXT_MODEL + path.removeprefix(TEXT_MODEL)
 
 
-def split_key(key: str):
-    """'lora_unet_x.lora_down.weight' -> ('lora_unet_x', 'down'); None for a key no format uses."""
+def split_suffix(key: str):
+    """'lora_unet_x.lora_down.weight' -> ('lora_unet_x', '.lora_down.weight'); None for a key no format uses."""
     for suffix in SUFFIXES_LONGEST_FIRST:
         if key.endswith(suffix):
-            return key[: -len(suffix)], PARTS[suffix]
+            return key[: -len(suffix)], suffix
     return None
+
+
+def split_key(key: str):
+    """'lora_unet_x.lora_down.weight' -> ('lora_unet_x', 'down'); None for a key no format uses."""
+    split = split_suffix(key)
+    return None if split is None else (split[0], PARTS[split[1]].name)
 
 
 def group(keys) -> tuple[dict, list]:
@@ -99,15 +134,24 @@ def kind(parts) -> str | None:
     return found if COMPLETE[found](set(parts)) else None
 
 
+def prefix_of(module: str):
+    """The `Prefix` a file's module name starts with, or None."""
+    return next((prefix for prefix in PREFIXES if module.startswith(prefix.text)), None)
+
+
 def route(module: str, layout: str):
     """(component, flat name) of a file's module name, or None when no component of `layout` is named."""
-    for prefix, component in ROUTES[layout]:
-        if module.startswith(prefix):
-            rest = module[len(prefix):]
-            if prefix.endswith("."):
-                rest = _dotted(rest, component)
-            return component, rest
-    return None
+    prefix = prefix_of(module)
+    component = prefix.components.get(layout) if prefix else None
+    if component is None:
+        return None
+    rest = module[len(prefix.text):]
+    return component, _dotted(rest, component) if prefix.text.endswith(".") else rest
+
+
+def kohya_prefix(layout: str, component: str) -> str:
+    """The prefix kohya's scripts write for `component` in `layout` ("lora_te1_" for SDXL's first encoder)."""
+    return next(p.text for p in PREFIXES if not p.text.endswith(".") and p.components.get(layout) == component)
 
 
 def _dotted(path: str, component: str) -> str:

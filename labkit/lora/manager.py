@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, LoraMismatch, UnsupportedFile
+from ..families import FAMILIES
 from . import formats
 
 MIN_COVERAGE = 0.9  # below this fraction of matched modules, strict loading refuses
@@ -30,9 +31,6 @@ KIND_HINTS = {
     "controlnet": "it is a ControlNet, which labkit does not run",
     "unknown": "its keys match no LoRA format labkit reads (kohya, LoCon, LoHa, LoKr, diffusers, PEFT)",
 }
-FAMILY_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sdxl-refiner": "SDXL refiner",
-                "toy": "labkit toy (SD1 layout)", "toy-xl": "labkit toy-xl (SDXL layout)",
-                "toy-xl-refiner": "labkit toy-xl refiner"}
 BLOCK_ORDER = ("TE", "TE1", "TE2", "BASE", "IN", "M", "OUT")  # effect() lists blocks in this order
 
 Applied = namedtuple("Applied", "name hash te_weight unet_weight targets")
@@ -465,14 +463,18 @@ def _dora(parts, tensors, weight_shape):
     return None, True
 
 
+def _display(family: str) -> str:
+    return FAMILIES[family].display if family in FAMILIES else family
+
+
 def _family_message(filename, family, lab) -> str:
-    fix = (f"Load it into a {family} model (labkit.open(...) of a {FAMILY_NAMES.get(family, family)} checkpoint), "
+    fix = (f"Load it into a {family} model (labkit.open(...) of a {_display(family)} checkpoint), "
            f"or use a LoRA trained for {lab.family}.")
     if lab.layout == "refiner":
         fix = ("LoRAs apply to the SDXL base, not to the refiner (its UNet has other widths): load it with the "
                "base Lab's lab.loras; the refiner then refines without it.")
-    return (f"{filename} is a {family} LoRA ({FAMILY_NAMES.get(family, family)}) but this Lab is a {lab.family} "
-            f"model ({FAMILY_NAMES.get(lab.family, lab.family)}): its layers have other widths, so it cannot "
+    return (f"{filename} is a {family} LoRA ({_display(family)}) but this Lab is a {lab.family} "
+            f"model ({_display(lab.family)}): its layers have other widths, so it cannot "
             f"change anything here. {fix}")
 
 

@@ -9,13 +9,9 @@ a `text_model` (transformers >= 5.6 flattened CLIPTextModel; CLIPTextModelWithPr
 import re
 from dataclasses import dataclass
 
+from ..families import LAYOUTS
 from .formats import flat, text_path
 
-COMPONENTS = {"sd": ("unet", "text_encoder"), "xl": ("unet", "text_encoder", "text_encoder_2"),
-              "refiner": ("unet", "text_encoder_2")}
-# layout -> component -> the block label its text-encoder layers get in effect()
-TEXT_BLOCKS = {"sd": {"text_encoder": "TE"}, "xl": {"text_encoder": "TE1", "text_encoder_2": "TE2"},
-               "refiner": {"text_encoder_2": "TE2"}}
 # LDM UNet path -> block label (A1111's LoRA Block Weight names); anything else is "BASE"
 UNET_BLOCKS = ((re.compile(r"^input_blocks\.(\d+)\."), "IN{:02d}"),
                (re.compile(r"^middle_block\."), "M00"),
@@ -38,10 +34,10 @@ class Target:
 
 def ldm_paths(unet) -> dict:
     """{diffusers module path: LDM/SGM module path} for every UNet module that holds parameters."""
-    from ..export import _apply_plan, _unet_plan
+    from ..export import apply_plan, unet_plan
 
     names = {key: key for key in unet.state_dict()}  # the plan renames keys; carry each key as its own value
-    ldm = _apply_plan(names, _unet_plan(unet), "UNet")  # {LDM key: diffusers key}
+    ldm = apply_plan(names, unet_plan(unet), "UNet")  # {LDM key: diffusers key}
     return {d.rsplit(".", 1)[0]: key.rsplit(".", 1)[0] for key, d in ldm.items()}
 
 
@@ -77,13 +73,9 @@ def text_targets(component: str, encoder, block: str) -> dict:
 
 def target_table(lab) -> dict:
     """{component: {flat name: Target}} for the components of `lab` that LoRAs patch."""
-    tables = {}
-    for component in COMPONENTS[lab.layout]:
+    tables = {"unet": unet_targets(lab.components["unet"])}
+    for component, block in LAYOUTS[lab.layout].text_blocks.items():
         model = lab.components.get(component)
-        if model is None:
-            continue
-        if component == "unet":
-            tables[component] = unet_targets(model)
-        else:
-            tables[component] = text_targets(component, model, TEXT_BLOCKS[lab.layout][component])
+        if model is not None:
+            tables[component] = text_targets(component, model, block)
     return tables

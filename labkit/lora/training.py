@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
-from .formats import flat, text_path
+from ..families import FAMILIES
+from .formats import flat, kohya_prefix, text_path
 
 ADAPTER = "labkit_train"
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # attention projections, as diffusers' example trains
@@ -26,12 +27,6 @@ SAVE_DTYPES = ("float32", "float16")
 TEXT_TARGETS = {"attention": ["q_proj", "k_proj", "v_proj", "out_proj"]}
 TEXT_TARGETS["all"] = TEXT_TARGETS["attention"] + ["fc1", "fc2"]  # kohya's text-encoder set: attention and MLP
 MAX_GRAD_NORM = 1.0  # gradient clipping, kohya's and diffusers' default
-# layout -> component -> kohya module-name prefix
-KOHYA_PREFIXES = {"sd": {"unet": "lora_unet_", "text_encoder": "lora_te_"},
-                  "xl": {"unet": "lora_unet_", "text_encoder": "lora_te1_", "text_encoder_2": "lora_te2_"}}
-BASE_MODEL_VERSIONS = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0", "toy": "labkit_toy",
-                       "toy-xl": "labkit_toy-xl"}
-V2_FLAGS = {"sd1": "False", "sd2": "True"}  # kohya's ss_v2, written only where it tells the truth
 SCHEDULER_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
                   "prediction_type", "timestep_spacing", "steps_offset")
 
@@ -96,7 +91,7 @@ def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, sav
         raise BadInput(f"targets={targets!r}: use one of {', '.join(map(repr, TARGET_SETS))}.")
     if lr_schedule not in LR_SCHEDULES:
         raise BadInput(f"lr_schedule={lr_schedule!r}: use one of {', '.join(map(repr, LR_SCHEDULES))}.")
-    if lab.layout not in KOHYA_PREFIXES:
+    if lab.layout == "refiner":
         raise BadInput(f"LoRAs are trained on a base model; a {lab.family} Lab is a refiner. Train on the base.")
     if not images or len(images) != len(captions):
         raise BadInput(f"train() needs one caption per image: got {len(images)} images and {len(captions)} captions.")
@@ -112,7 +107,7 @@ def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, sav
 
 
 def _text_components(lab) -> list:
-    return [c for c in KOHYA_PREFIXES[lab.layout] if c != "unet" and lab.components.get(c) is not None]
+    return [c for c in lab.family_record.text_encoders if lab.components.get(c) is not None]
 
 
 def _configs(rank, alpha, components, targets) -> dict:
@@ -289,7 +284,7 @@ def kohya_state(lab, peft_state: dict, alpha: float) -> dict:
     ldm = ldm_paths(lab.components["unet"]) if lab.layout == "xl" else {}
     out = {}
     for component, state in peft_state.items():
-        prefix = KOHYA_PREFIXES[lab.layout][component]
+        prefix = kohya_prefix(lab.layout, component)
         for key, tensor in state.items():
             path, _, part = key.rpartition(".lora_")  # "down_blocks.0...to_q", "A.weight"
             name = ldm.get(path, path) if component == "unet" else text_path(path)
@@ -307,7 +302,7 @@ def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, s
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(rank),
         "ss_network_alpha": str(alpha),
-        "ss_base_model_version": BASE_MODEL_VERSIONS.get(lab.family, f"labkit_{lab.family}"),
+        "ss_base_model_version": FAMILIES[lab.family].kohya_base,
         "ss_sd_model_name": lab.name or lab.family,
         "ss_output_name": out.stem,
         "ss_training_comment": f"trigger: {trigger}" if trigger else "trained with labkit",
@@ -331,6 +326,7 @@ def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, s
         meta["ss_network_args"] = json.dumps({"conv_dim": str(rank), "conv_alpha": str(alpha)})
     if ema:
         meta["ss_ema_decay"] = str(ema)  # labkit's own key: kohya's scripts have no EMA for LoRAs
-    if lab.family in V2_FLAGS:
-        meta["ss_v2"] = V2_FLAGS[lab.family]
+    v2 = FAMILIES[lab.family].metadata_value("ss_v2")  # kohya's ss_v2, written only where it tells the truth
+    if v2 is not None:
+        meta["ss_v2"] = v2
     return meta

@@ -7,6 +7,7 @@ def effect_heatmap(effects: dict):
     `effects`: {lora name: {block: value}} as `LoraManager.effect` returns; blocks a LoRA does not touch are
     blank. Built on matplotlib.figure.Figure (no pyplot state), so it shows in a notebook and saves anywhere."""
     import numpy as np
+
     from ..internals.plots import figure
 
     blocks = list(dict.fromkeys(b for effect in effects.values() for b in effect))

@@ -5,7 +5,7 @@ Training starts from these; tests use them as tiny real components (the toy fami
 
 import json
 
-from ..loading import CONFIGS
+from ..families import family as family_record
 
 
 def fresh_components(family: str, seed: int = 0, in_channels: int | None = None) -> dict:
@@ -14,10 +14,11 @@ def fresh_components(family: str, seed: int = 0, in_channels: int | None = None)
     import transformers
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    from ..loading import _scheduler
+    from ..loading import default_scheduler
     from ..tokenizers import tokenizer
 
-    folder = CONFIGS / family
+    record = family_record(family)
+    folder = record.config
     torch.manual_seed(seed)
     unet_config = json.loads((folder / "unet" / "config.json").read_text())
     if in_channels:
@@ -25,14 +26,13 @@ def fresh_components(family: str, seed: int = 0, in_channels: int | None = None)
     components = {
         "unet": UNet2DConditionModel.from_config(unet_config),
         "vae": AutoencoderKL.from_config(json.loads((folder / "vae" / "config.json").read_text())),
-        "scheduler": _scheduler(family),
+        "scheduler": default_scheduler(family),
         "text_encoder": None,
         "tokenizer": None,
     }
     toks = tokenizer(family)
     toks = toks if isinstance(toks, tuple) else (toks,)
-    subs = [s for s in ("text_encoder", "text_encoder_2") if (folder / s).is_dir()]
-    for sub, tok in zip(subs, toks):
+    for sub, tok in zip(record.text_encoders, toks):
         config = transformers.CLIPTextConfig.from_pretrained(folder / sub)
         cls = getattr(transformers, config.architectures[0])
         components[sub] = cls(config)

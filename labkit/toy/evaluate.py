@@ -260,9 +260,9 @@ def _save(image, path):
 
 def _open(name_or_lab):
     if isinstance(name_or_lab, (str, Path)):
-        import labkit
+        from ..loading import open as open_model
 
-        return labkit.open(str(name_or_lab))
+        return open_model(str(name_or_lab))
     return name_or_lab
 
 

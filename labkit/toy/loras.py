@@ -38,11 +38,11 @@ def train_style(name: str, lab=None, out_dir=FOLDER, steps=DEFAULTS["steps"], im
                 progress=True):
     """Train the style LoRA `name` on `toy` (or `lab`) and write `<out_dir>/<name>.safetensors` (replaced only in
     labkit's own folder; elsewhere an existing file is an error)."""
-    import labkit
-    from labkit.lora import train
+    from ..loading import open as open_model
+    from ..lora.training import train
 
     style, seed = STYLE_LORAS[name]
-    lab = lab or labkit.open("toy")
+    lab = lab or open_model("toy")
     imgs, captions = pictures(style, seed, images)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return train(lab, imgs, captions, rank=rank, steps=steps, lr=lr, out=Path(out_dir) / f"{name}.safetensors",

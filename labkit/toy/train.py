@@ -353,7 +353,7 @@ def noise_scheduler(family):
     """DDPM with the family's training schedule (scaled_linear betas, 1000 steps)."""
     from diffusers import DDPMScheduler
 
-    from ..loading import CONFIGS
+    from ..families import CONFIGS
 
     config = json.loads((CONFIGS / family / "scheduler" / "scheduler_config.json").read_text())
     keep = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
@@ -386,7 +386,7 @@ def load_vae(out, device):
     """The shipped (float16-rounded) VAE as float32."""
     from diffusers import AutoencoderKL
 
-    from ..loading import CONFIGS
+    from ..families import CONFIGS
 
     vae = AutoencoderKL.from_single_file(read_part(out, *VAE_PART), config=str(CONFIGS / "toy"), subfolder="vae",
                                          local_files_only=True)
@@ -398,7 +398,7 @@ def load_text_encoder(out, family, sub, file, prefix, device):
     import transformers
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 
-    from ..loading import CONFIGS
+    from ..families import CONFIGS
 
     config = json.loads((CONFIGS / family / sub / "config.json").read_text())
     model = create_diffusers_clip_model_from_ldm(getattr(transformers, config["architectures"][0]),
@@ -411,7 +411,7 @@ def load_unet(out, file, family, device):
     """A shipped UNet part as float32."""
     from diffusers import UNet2DConditionModel
 
-    from ..loading import CONFIGS
+    from ..families import CONFIGS
 
     unet = UNet2DConditionModel.from_single_file(read_part(out, file, UNET_PREFIX), config=str(CONFIGS / family),
                                                  subfolder="unet", local_files_only=True)

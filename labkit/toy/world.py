@@ -13,10 +13,10 @@ one scene renders at any resolution. Pictures are drawn at 4x and box-filtered d
 while pixels away from edges have exactly the palette's values (a classical judge relies on them).
 """
 
+import re
 from dataclasses import dataclass
 from itertools import product
 from types import MappingProxyType
-import re
 
 import numpy as np
 from PIL import Image, ImageFilter

@@ -77,7 +77,8 @@ class Studio(w.VBox):
         self._quiet = 0  # > 0 while the Studio itself sets controls (no live re-generation then)
         self._timer = None
         self.result, self.input_image = None, None
-        p = params or Params(prompt="a red circle on a white background", cfg=4.0 if _is_toy(lab) else 7.0)
+        cfg = 4.0 if lab.family_record.embedded else 7.0  # the toy models are trained for a lower CFG
+        p = params or Params(prompt="a red circle on a white background", cfg=cfg)
         self.base = p
         tokenizer = lab.components.get("tokenizer") or lab.components.get("tokenizer_2")
         self.prompt = PromptPanel(tokenizer, p.prompt, p.negative_prompt, p.steps)
@@ -278,7 +279,3 @@ class Studio(w.VBox):
             data = base64.b64encode(png(self.result.image)).decode()
             bundle["text/html"] += f"<br><img src='data:image/png;base64,{data}'>"
         return bundle
-
-
-def _is_toy(lab) -> bool:
-    return str(lab.family).startswith("toy")
