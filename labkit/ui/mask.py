@@ -15,15 +15,21 @@ import traitlets as t
 from ..errors import BadInput, UnsupportedFile
 
 SQRT1_2 = math.sqrt(0.5)  # smallest brush radius: a 1-pixel brush never leaves gaps (JS: Math.SQRT1_2)
+PACKAGE = Path(__file__).resolve().parents[1]  # labkit/
+PACKAGED_WIDGETS = PACKAGE / "widgets"  # an installed wheel: the copy setup.py's build hook puts there
+CHECKOUT_WIDGETS = PACKAGE.parent / "widgets"  # a checkout or editable install: the live files, one copy in git
 
 
 def widget_file(name: str) -> Path:
-    """The path of `widgets/<name>` in the repository; a missing file raises FileNotFoundError saying why."""
-    path = Path(__file__).resolve().parents[2] / "widgets" / name
+    """The browser code `name` of a widget: the wheel's labkit/widgets/ copy if present, else the checkout's
+    widgets/ (so an edit there shows without reinstalling). A missing file raises FileNotFoundError saying why."""
+    folder = PACKAGED_WIDGETS if PACKAGED_WIDGETS.is_dir() else CHECKOUT_WIDGETS
+    path = folder / name
     if not path.is_file():
         raise FileNotFoundError(f"labkit's widget file {path} is missing: the browser side of the widgets lives "
-                                f"in the repository's widgets/ folder; install labkit editable from a checkout "
-                                f"(pip install -e .).")
+                                f"in the repository's widgets/ folder, which a built wheel carries as "
+                                f"labkit/widgets/. Install labkit editable from a checkout (pip install -e .) or "
+                                f"from a wheel built from one (pip install .).")
     return path
 
 
