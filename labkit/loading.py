@@ -200,7 +200,7 @@ def _load_folder(path: Path, torch_dtype):
     if not (path / "model_index.json").exists():
         raise UnsupportedFile(f"{path} is a folder without model_index.json: give a diffusers pipeline folder "
                               f"or a single .safetensors file.")
-    pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, torch_dtype=torch_dtype)
+    pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=torch_dtype)  # diffusers >= 0.42
     components = dict(pipe.components)
     unet = components["unet"]
     layout = "refiner" if components.get("text_encoder") is None and components.get("text_encoder_2") is not None \
