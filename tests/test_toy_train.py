@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from labkit.toy import train as T
 TINY = dict(steps=40, batch=4, pool=4, scale_images=4, eval_images=4)
 PROMPT = "a small red circle in the top left of a white background"
 MEMBERS = ("toy", "toy-xl", "toy-xl-refiner", "toy-inpaint")
+TOY_FAMILIES = ("toy", "toy-xl", "toy-xl-refiner")
 WRITERS = {  # part prefix -> (component, labkit.export writer giving its LDM keys under that prefix)
     "first_stage_model.": ("vae", lambda vae, prefix: export.vae_to_ldm(vae)),
     "model.diffusion_model.": ("unet", lambda unet, prefix: export.unet_to_ldm(unet)),
@@ -345,14 +347,49 @@ def test_a_retrained_decoder_keeps_the_encoder_and_every_member(trained, tmp_pat
     assert json.loads((folder / "manifest.json").read_text()) == {}
 
 
-def test_scaling_factor_is_written_into_make_configs_and_the_toy_configs(tmp_path):
-    script = tmp_path / "make_configs.py"
-    shutil.copy(T.MAKE_CONFIGS, script)
-    T.set_scaling_factor(0.4321, script)
-    assert "TOY_VAE = vae((16, 32, 64, 64), 64, 0.4321," in script.read_text()
-    for family in ("toy", "toy-xl", "toy-xl-refiner"):
-        assert json.loads((tmp_path / family / "vae" / "config.json").read_text())["scaling_factor"] == 0.4321
-    assert json.loads((tmp_path / "sd1" / "vae" / "config.json").read_text())["scaling_factor"] == 0.18215
+def configs_written(root):
+    """{path relative to root: bytes} of every file make_configs wrote under `root`."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_vae_record_sets_the_toy_configs_scaling_factor_and_nothing_else(tmp_path):
+    from labkit.configs import make_configs
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / T.RECORDS).write_text(json.dumps({"vae": {"scaling_factor": 0.4321}}))
+    make_configs.write_configs(tmp_path / "configs", weights)
+    written, toy_vaes = configs_written(tmp_path / "configs"), {f"{f}/vae/config.json" for f in TOY_FAMILIES}
+    for path, data in written.items():  # every file is a shipped one; only the toy VAEs' scaling factor moved
+        shipped = (make_configs.ROOT / path).read_bytes()
+        if str(path) in toy_vaes:
+            assert json.loads(data) == {**json.loads(shipped), "scaling_factor": 0.4321}
+        else:
+            assert data == shipped, path
+    assert toy_vaes <= {str(p) for p in written} and len(written) == 37
+    assert json.loads(written[Path("sd1/vae/config.json")])["scaling_factor"] == 0.18215
+    shipped_factor = T.read_records(registry.WEIGHTS)["vae"]["scaling_factor"]  # and the shipped configs hold
+    for family in TOY_FAMILIES:  # the shipped record's factor
+        config = json.loads((make_configs.ROOT / family / "vae" / "config.json").read_text())
+        assert config["scaling_factor"] == shipped_factor == make_configs.toy_scaling_factor()
+
+
+def test_training_the_shipped_vae_rewrites_the_configs_from_its_record(tmp_path, monkeypatch, one_thread):
+    from labkit.configs import make_configs
+
+    calls, write = [], make_configs.write_configs
+    monkeypatch.setattr(make_configs, "write_configs",  # into a temporary folder: the shipped one stays as it is
+                        lambda weights: calls.append(weights) or write(tmp_path / "configs", weights))
+    T.train("vae", T.Run(tmp_path / "elsewhere", progress=False), steps=1, batch=2, pool=2, scale_images=2,
+            eval_images=2)
+    assert calls == []  # a run into any other folder leaves the configs alone
+    folder = tmp_path / "shipped"
+    record = T.train("vae", T.Run(folder, progress=False, update_configs=True), steps=1, batch=2, pool=2,
+                     scale_images=2, eval_images=2)
+    assert calls == [folder]
+    for family in TOY_FAMILIES:
+        config = json.loads((tmp_path / "configs" / family / "vae" / "config.json").read_text())
+        assert config["scaling_factor"] == record["scaling_factor"] == T.read_records(folder)["vae"]["scaling_factor"]
 
 
 def test_cli_trains_the_stages_in_order_with_overrides(monkeypatch, tmp_path):

@@ -21,8 +21,6 @@ import csv
 import hashlib
 import json
 import os
-import re
-import runpy
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -34,7 +32,6 @@ from . import world
 from .registry import WEIGHTS
 
 LOGS = Path(__file__).parent / "logs"
-MAKE_CONFIGS = Path(__file__).parents[1] / "configs" / "make_configs.py"
 STAGES = ("vae", "vae-decoder", "toy", "toy-xl", "toy-xl-refiner", "toy-inpaint")
 RECORDS = "training.json"  # in the weights folder: every stage's record (the VAE's scaling factor, PSNR...)
 
@@ -491,19 +488,7 @@ def _record(r, losses, start, run, **extra):
             "torch": torch.__version__, "device": run.device.type, **extra, "recipe": asdict(r)}
 
 
-# ---- the VAE scaling factor in the shipped configs ----------------------------------------------------------
-
-SCALING_LINE = re.compile(r"^(TOY_VAE = vae\(\([^)]*\), \d+, )([0-9.eE+-]+)(,)", re.M)
-
-
-def set_scaling_factor(value, script=MAKE_CONFIGS):
-    """Write `value` as TOY_VAE's scaling factor in make_configs.py and regenerate the config folders."""
-    text = script.read_text()
-    if len(SCALING_LINE.findall(text)) != 1:
-        raise RuntimeError(f"{script}: expected exactly one `TOY_VAE = vae((...), 64, <scaling>, ...` line.")
-    script.write_text(SCALING_LINE.sub(lambda m: f"{m[1]}{value!r}{m[3]}", text))
-    runpy.run_path(str(script), run_name="__main__")
-
+# ---- the VAE's numbers ---------------------------------------------------------------------------------------
 
 def scaling_factor(latent_means):
     """1 / std of the latent means (all channels and positions), rounded to 4 decimals."""
@@ -548,10 +533,12 @@ def train_vae(run, r):
     scale = scaling_factor(encode_images(vae, images[:r.scale_images], 1.0, run.device))
     held_out, _ = run.pool(r.eval_images, HELD_OUT_WORLD, VAE_STYLES)
     record = _record(r, losses, start, run, scaling_factor=scale, psnr=psnr(vae, held_out, run.device))
-    if run.update_configs:
-        set_scaling_factor(scale)
     write_log(run, "vae", losses)
     write_record(run, "vae", record)
+    if run.update_configs:  # the configs read the scaling factor from the record just written
+        from ..configs import make_configs
+
+        make_configs.write_configs(weights=run.out)
     return record
 
 
