@@ -16,6 +16,8 @@ import labkit
 from labkit import export
 from labkit.toy import registry, world
 from labkit.toy import train as T
+from labkit.toy.train import __main__ as cli
+from labkit.toy.train import inpaint, refiner, sd, xl
 
 # 40 steps on 4 images with batch 4: the same images every step, so the loss must fall (lr x3 to make it decisive)
 TINY = dict(steps=40, batch=4, pool=4, scale_images=4, eval_images=4)
@@ -128,15 +130,18 @@ def test_members_open_with_the_trained_weights_and_generate(shipped, member):
     assert image.size == (64, 64)
 
 
-def spy_on_conditioning(monkeypatch):
-    """Record what each training step hands the UNet besides the noisy latents."""
+STAGE_MODULES = {"toy": sd, "toy-xl": xl, "toy-xl-refiner": refiner, "toy-inpaint": inpaint}
+
+
+def spy_on_conditioning(monkeypatch, stage):
+    """Record what each training step of `stage` hands the UNet besides the noisy latents."""
     seen, original = [], T.diffusion_loss
 
     def spy(unet, scheduler, latents, gen, t_max, extra=None, **conditioning):
         seen.append({"extra": extra, **conditioning, **conditioning.get("added_cond_kwargs", {})})
         return original(unet, scheduler, latents, gen, t_max, extra, **conditioning)
 
-    monkeypatch.setattr(T, "diffusion_loss", spy)
+    monkeypatch.setattr(STAGE_MODULES[stage], "diffusion_loss", spy)
     return seen
 
 
@@ -153,7 +158,7 @@ def train_one_step(trained, folder, stage, **overrides):
 def test_sd_dropped_captions_are_the_empty_prompt(trained, tmp_path, monkeypatch, one_thread):
     from labkit.toy.build import fresh_components
 
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy")
     train_one_step(trained, tmp_path / "toy", "toy", dropout=1.0)
     parts = fresh_components("toy", T.RECIPES["toy"].seed)  # the text encoder as the step saw it
     with torch.no_grad():
@@ -163,7 +168,7 @@ def test_sd_dropped_captions_are_the_empty_prompt(trained, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("null_text", [0.0, 1.0])
 def test_xl_dropped_captions_are_zeros_or_the_empty_prompt(trained, tmp_path, monkeypatch, one_thread, null_text):
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy-xl")
     folder = train_one_step(trained, tmp_path / "xl", "toy-xl", dropout=1.0, null_text=null_text)
     text, pooled = seen[0]["encoder_hidden_states"].detach(), seen[0]["text_embeds"]  # (4, 77, 160), (4, 96)
     assert torch.equal(seen[0]["time_ids"], T.xl_time_ids(4))
@@ -177,7 +182,7 @@ def test_xl_dropped_captions_are_zeros_or_the_empty_prompt(trained, tmp_path, mo
 
 
 def test_refiner_dropped_captions_are_the_empty_prompt_at_aesthetic_2_5(trained, tmp_path, monkeypatch, one_thread):
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy-xl-refiner")
     folder = train_one_step(trained, tmp_path / "refiner", "toy-xl-refiner", dropout=1.0)
     clip_g = T.load_text_encoder(folder, "toy-xl", "text_encoder_2", "clip_g.safetensors", T.CLIP_G_XL, "cpu")
     with torch.no_grad():
@@ -188,7 +193,7 @@ def test_refiner_dropped_captions_are_the_empty_prompt_at_aesthetic_2_5(trained,
 
 
 def test_inpaint_steps_feed_mask_and_masked_latents(trained, tmp_path, monkeypatch, one_thread):
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy-inpaint")
     train_one_step(trained, tmp_path / "inpaint", "toy-inpaint")
     extra = seen[0]["extra"]  # (4, 5, 8, 8)
     assert extra.shape == (4, 5, 8, 8) and set(extra[:, 0].unique().tolist()) <= {0.0, 1.0}
@@ -394,13 +399,13 @@ def test_training_the_shipped_vae_rewrites_the_configs_from_its_record(tmp_path,
 
 def test_cli_trains_the_stages_in_order_with_overrides(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(T, "train", lambda stage, run, **kw: calls.append((stage, run.out, kw)) or {})
+    monkeypatch.setattr(cli, "train", lambda stage, run, **kw: calls.append((stage, run.out, kw)) or {})
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
-    T.main(["all", "--steps", "5", "--batch", "2", "--out", str(tmp_path), "--quiet"])
+    cli.main(["all", "--steps", "5", "--batch", "2", "--out", str(tmp_path), "--quiet"])
     assert [c[0] for c in calls] == list(T.STAGES)
     assert all(out == tmp_path and kw == {"steps": 5, "batch": 2} for _, out, kw in calls)
     with pytest.raises(SystemExit):
-        T.main(["toy-xxl"])
+        cli.main(["toy-xxl"])
 
 
 @pytest.mark.parametrize("stage", ["vae-decoder", "toy"])
