@@ -10,7 +10,7 @@ exactly as they ship. One module per stage:
     toy-xl-refiner  refiner.py  SDXL-refiner UNet on the low-noise end (G frozen)
     toy-inpaint     inpaint.py  9-channel UNet started from toy's UNet (CLIP-L frozen)
 
-and what they share: recipe.py (`Recipe`, `RECIPES`), parts.py (members, part files, key prefixes),
+and what they share: recipe.py (`StageRecipe`, `RECIPES`), parts.py (members, part files, key prefixes),
 run.py (`Run`, records, manifest, logs), text.py (text encoding), data.py, loop.py (the optimisation loop),
 stages.py (`train`), __main__.py (the command line).
 
@@ -25,7 +25,7 @@ from .inpaint import inpaint_extra, inpaint_masks, inpaint_unet
 from .loop import diffusion_loss, fit, noise_scheduler
 from .parts import (CLIP_G_REFINER, CLIP_G_XL, CLIP_L_SD1, CLIP_L_XL, ENCODER_KEYS, MEMBERS, STAGE_INPUTS, UNET_PREFIX,
                     VAE_PART, VAE_PREFIX, load_text_encoder, load_unet, load_vae, member_hash, read_part, save_part)
-from .recipe import HELD_OUT_WORLD, RECIPES, SIZE, STAGES, TRAIN_WORLD, VAE_STYLES, Recipe
+from .recipe import HELD_OUT_WORLD, RECIPES, SIZE, STAGES, TRAIN_WORLD, VAE_STYLES, StageRecipe
 from .run import RECORDS, Run, read_records, write_record
 from .stages import TRAINERS, train
 from .text import Tokens, encode_sd, encode_xl, refiner_time_ids, token_ids, xl_time_ids
@@ -33,7 +33,7 @@ from .text import Tokens, encode_sd, encode_xl, refiner_time_ids, token_ids, xl_
 __all__ = [
     "CLIP_G_REFINER", "CLIP_G_XL", "CLIP_L_SD1", "CLIP_L_XL", "ENCODER_KEYS", "HELD_OUT_WORLD", "MEMBERS", "RECIPES",
     "RECORDS", "SIZE", "STAGES", "STAGE_INPUTS", "TRAINERS", "TRAIN_WORLD", "UNET_PREFIX", "VAE_PART", "VAE_PREFIX",
-    "VAE_STYLES", "Run", "Recipe", "Tokens", "diffusion_loss", "encode_images", "encode_sd", "encode_xl", "fit",
+    "VAE_STYLES", "Run", "StageRecipe", "Tokens", "diffusion_loss", "encode_images", "encode_sd", "encode_xl", "fit",
     "index_stream", "inpaint_extra", "inpaint_masks", "inpaint_unet", "load_text_encoder", "load_unet", "load_vae",
     "member_hash", "noise_scheduler", "read_part", "read_records", "refiner_time_ids", "save_part", "token_ids",
     "train", "write_record", "xl_time_ids",

@@ -9,7 +9,7 @@ SIZE = 64  # pixels; latents are SIZE / 8
 
 
 @dataclass(frozen=True)
-class Recipe:
+class StageRecipe:
     """Everything that decides one stage's weights (with the code and the torch build)."""
 
     seed: int
@@ -34,11 +34,11 @@ class Recipe:
 
 # stage -> recipe, in the order the stages run (each later one reads parts the earlier ones wrote)
 RECIPES = MappingProxyType({
-    "vae": Recipe(seed=101, steps=4000, batch=32, lr=1e-3, pool=8000, ema=0.0),
-    "vae-decoder": Recipe(seed=106, steps=1600, batch=32, lr=2e-4, pool=6000, ema=0.0, gray_weight=3.0),
-    "toy": Recipe(seed=102, steps=4000, batch=64, lr=1e-3, te_lr=3e-4),
-    "toy-xl": Recipe(seed=103, steps=5000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.5),
-    "toy-xl-refiner": Recipe(seed=104, steps=2400, batch=64, lr=1e-3, t_max=200),
-    "toy-inpaint": Recipe(seed=105, steps=1200, batch=64, lr=5e-4, pool=8000),
+    "vae": StageRecipe(seed=101, steps=4000, batch=32, lr=1e-3, pool=8000, ema=0.0),
+    "vae-decoder": StageRecipe(seed=106, steps=1600, batch=32, lr=2e-4, pool=6000, ema=0.0, gray_weight=3.0),
+    "toy": StageRecipe(seed=102, steps=4000, batch=64, lr=1e-3, te_lr=3e-4),
+    "toy-xl": StageRecipe(seed=103, steps=5000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.5),
+    "toy-xl-refiner": StageRecipe(seed=104, steps=2400, batch=64, lr=1e-3, t_max=200),
+    "toy-inpaint": StageRecipe(seed=105, steps=1200, batch=64, lr=5e-4, pool=8000),
 })
 STAGES = tuple(RECIPES)

@@ -4,7 +4,7 @@ from dataclasses import fields, replace
 from types import MappingProxyType
 
 from .inpaint import train_inpaint
-from .recipe import RECIPES, STAGES, Recipe
+from .recipe import RECIPES, STAGES, StageRecipe
 from .refiner import train_refiner
 from .run import Run
 from .sd import train_toy
@@ -19,7 +19,7 @@ def train(stage, run=None, **overrides):
     """Train one stage with its recipe (fields overridden by `overrides`); returns its record."""
     if stage not in TRAINERS:
         raise ValueError(f"Unknown stage {stage!r}; train one of {', '.join(STAGES)} or 'all'.")
-    unknown = set(overrides) - {f.name for f in fields(Recipe)}
+    unknown = set(overrides) - {f.name for f in fields(StageRecipe)}
     if unknown:
         raise TypeError(f"Not recipe fields: {', '.join(sorted(unknown))}.")
     return TRAINERS[stage](run or Run(), replace(RECIPES[stage], **overrides))
