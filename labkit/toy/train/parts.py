@@ -2,6 +2,7 @@
 
 Each part file holds A1111/LDM-layout tensors without their prefix, in float16 as they ship; a later stage
 reads the earlier stages' parts back from these files, so training one stage later equals training `all`.
+The prefixes come from the single-file layouts in `labkit.families`.
 """
 
 import hashlib
@@ -9,12 +10,19 @@ import json
 from pathlib import Path
 from types import MappingProxyType
 
-from ...families import FAMILIES
+from ...families import FAMILIES, UNET_PREFIX, VAE_PREFIX
 
 
-VAE_PREFIX, UNET_PREFIX = "first_stage_model.", "model.diffusion_model."
-CLIP_L_SD1, CLIP_L_XL = "cond_stage_model.transformer.", "conditioner.embedders.0.transformer."
-CLIP_G_XL, CLIP_G_REFINER = "conditioner.embedders.1.model.", "conditioner.embedders.0.model."
+def text_prefix(family: str, component: str) -> str:
+    """The key prefix of a text encoder's weights in `family`'s single-file layout."""
+    slots = FAMILIES[family].checkpoint_layout.slots
+    return next(slot.prefix for slot in slots if slot.component == component)
+
+
+CLIP_L_SD1 = text_prefix("toy", "text_encoder")
+CLIP_L_XL = text_prefix("toy-xl", "text_encoder")
+CLIP_G_XL = text_prefix("toy-xl", "text_encoder_2")
+CLIP_G_REFINER = text_prefix("toy-xl-refiner", "text_encoder_2")
 VAE_PART = ("vae.safetensors", VAE_PREFIX)
 ENCODER_KEYS = ("encoder.", "quant_conv.")  # the VAE part's encoder half: all that the UNet stages read of it
 # member -> (family, variant, parts [(file, key prefix), ...]); each part file holds its keys without the prefix
