@@ -107,7 +107,7 @@ def test_vae_record_holds_its_scaling_factor_and_psnr(trained, one_thread):
     out, _ = trained
     vae_record = T.read_records(out)["vae"]
     images, _ = T.Run(out, progress=False).pool(TINY["pool"], T.TRAIN_WORLD, T.VAE_STYLES)
-    means = T.encode_images(T.load_vae(out, "cpu"), images, 1.0, "cpu")  # (4, 4, 8, 8)
+    means = T.encode_images(T.load_vae_part(out, "cpu"), images, 1.0, "cpu")  # (4, 4, 8, 8)
     assert vae_record["scaling_factor"] == round(1 / means.std().item(), 4)
     assert 5 < vae_record["psnr"] < 60
 
@@ -175,7 +175,7 @@ def test_xl_dropped_captions_are_zeros_or_the_empty_prompt(trained, tmp_path, mo
     if null_text == 0.0:  # what the SDXL pipeline feeds for an empty negative prompt (force_zeros_for_empty_prompt)
         assert not text.any() and not pooled.any()
         return
-    clip_l = T.load_text_encoder(folder, "toy", "text_encoder", "clip_l.safetensors", T.CLIP_L_SD1, "cpu")
+    clip_l = T.load_text_encoder_part(folder, "toy", "text_encoder", "clip_l.safetensors", T.CLIP_L_SD1, "cpu")
     with torch.no_grad():
         empty_l, _ = T.encode_xl([clip_l], [T.token_ids(labkit.tokenizer("toy-xl")[0], [""] * 4)])  # (4, 77, 64)
     assert torch.equal(text[..., :64], empty_l) and pooled.abs().sum() > 0
@@ -184,7 +184,7 @@ def test_xl_dropped_captions_are_zeros_or_the_empty_prompt(trained, tmp_path, mo
 def test_refiner_dropped_captions_are_the_empty_prompt_at_aesthetic_2_5(trained, tmp_path, monkeypatch, one_thread):
     seen = spy_on_conditioning(monkeypatch, "toy-xl-refiner")
     folder = train_one_step(trained, tmp_path / "refiner", "toy-xl-refiner", dropout=1.0)
-    clip_g = T.load_text_encoder(folder, "toy-xl", "text_encoder_2", "clip_g.safetensors", T.CLIP_G_XL, "cpu")
+    clip_g = T.load_text_encoder_part(folder, "toy-xl", "text_encoder_2", "clip_g.safetensors", T.CLIP_G_XL, "cpu")
     with torch.no_grad():
         empty, empty_pooled = T.encode_xl([clip_g], [T.token_ids(labkit.tokenizer("toy-xl-refiner"), [""] * 4)])
     assert torch.equal(seen[0]["encoder_hidden_states"], empty) and torch.equal(seen[0]["text_embeds"], empty_pooled)
@@ -322,7 +322,7 @@ def decoder_loss(folder, images, samples=32):
     a single step's loss is too noisy to compare when the encoder is barely trained."""
     import torch.nn.functional as F
 
-    vae, g = T.load_vae(folder, "cpu"), torch.Generator().manual_seed(0)
+    vae, g = T.load_vae_part(folder, "cpu"), torch.Generator().manual_seed(0)
     x = T.to_unit(images).repeat(samples, 1, 1, 1)  # (4 * samples, 3, 64, 64)
     with torch.no_grad():
         recon = vae.decode(vae.encode(x).latent_dist.sample(generator=g)).sample

@@ -22,9 +22,10 @@ machine writes the same bytes. Importing this package loads no torch.
 
 from .data import encode_images, index_stream, to_unit
 from .inpaint import inpaint_extra, inpaint_masks, inpaint_unet
-from .loop import diffusion_loss, fit, noise_scheduler
+from .loop import diffusion_loss, noise_scheduler, optimise
 from .parts import (CLIP_G_REFINER, CLIP_G_XL, CLIP_L_SD1, CLIP_L_XL, ENCODER_KEYS, MEMBERS, STAGE_INPUTS, UNET_PREFIX,
-                    VAE_PART, VAE_PREFIX, load_text_encoder, load_unet, load_vae, member_hash, read_part, save_part)
+                    VAE_PART, VAE_PREFIX, load_text_encoder_part, load_unet_part, load_vae_part, member_hash,
+                    read_part, save_part)
 from .recipe import HELD_OUT_WORLD, RECIPES, SIZE, STAGES, TRAIN_WORLD, VAE_STYLES, StageRecipe
 from .run import RECORDS, Run, read_records, write_record
 from .stages import TRAINERS, train
@@ -33,8 +34,8 @@ from .text import Tokens, encode_sd, encode_xl, refiner_time_ids, token_ids, xl_
 __all__ = [
     "CLIP_G_REFINER", "CLIP_G_XL", "CLIP_L_SD1", "CLIP_L_XL", "ENCODER_KEYS", "HELD_OUT_WORLD", "MEMBERS", "RECIPES",
     "RECORDS", "SIZE", "STAGES", "STAGE_INPUTS", "TRAINERS", "TRAIN_WORLD", "UNET_PREFIX", "VAE_PART", "VAE_PREFIX",
-    "VAE_STYLES", "Run", "StageRecipe", "Tokens", "diffusion_loss", "encode_images", "encode_sd", "encode_xl", "fit",
-    "index_stream", "inpaint_extra", "inpaint_masks", "inpaint_unet", "load_text_encoder", "load_unet", "load_vae",
-    "member_hash", "noise_scheduler", "read_part", "read_records", "refiner_time_ids", "save_part", "token_ids",
-    "train", "write_record", "xl_time_ids",
+    "VAE_STYLES", "Run", "StageRecipe", "Tokens", "diffusion_loss", "encode_images", "encode_sd", "encode_xl",
+    "index_stream", "inpaint_extra", "inpaint_masks", "inpaint_unet", "load_text_encoder_part", "load_unet_part",
+    "load_vae_part", "member_hash", "noise_scheduler", "optimise", "read_part", "read_records", "refiner_time_ids",
+    "save_part", "token_ids", "train", "write_record", "xl_time_ids",
 ]

@@ -7,8 +7,8 @@ import numpy as np
 
 from .. import world
 from .data import index_stream, to_unit
-from .loop import diffusion_loss, fit, noise_scheduler
-from .parts import CLIP_L_SD1, UNET_PREFIX, load_text_encoder, load_unet, save_part
+from .loop import diffusion_loss, noise_scheduler, optimise
+from .parts import CLIP_L_SD1, UNET_PREFIX, load_text_encoder_part, load_unet_part, save_part
 from .recipe import SIZE, TRAIN_WORLD
 from .run import finish_stage, vae_and_latents
 from .text import Tokens, captions, encode_sd
@@ -29,8 +29,8 @@ def train_inpaint(run, r):
                                              for i in (0, min(1, len(s.objects) - 1))])
                                 for s in run.bar(scenes, "masks")])  # (N, 2, 64, 64) bool
     parts = fresh_components("toy", r.seed, in_channels=9)
-    unet = inpaint_unet(parts["unet"], load_unet(run.out, "unet_toy.safetensors", "toy", "cpu")).to(run.device)
-    te = load_text_encoder(run.out, "toy", "text_encoder", "clip_l.safetensors", CLIP_L_SD1, run.device)
+    unet = inpaint_unet(parts["unet"], load_unet_part(run.out, "unet_toy.safetensors", "toy", "cpu")).to(run.device)
+    te = load_text_encoder_part(run.out, "toy", "text_encoder", "clip_l.safetensors", CLIP_L_SD1, run.device)
     tokens, scheduler = Tokens(parts["tokenizer"]), noise_scheduler("toy")
     batches = index_stream(len(latents), r.batch, gen)
 
@@ -44,7 +44,7 @@ def train_inpaint(run, r):
         return diffusion_loss(unet, scheduler, latents[idx.to(latents.device)], gen, r.t_max,
                               encoder_hidden_states=text, extra=extra)
 
-    losses = fit([(unet, r.lr)], loss_fn, r, "toy-inpaint", run.progress)
+    losses = optimise([(unet, r.lr)], loss_fn, r, "toy-inpaint", run.progress)
     save_part(run.out / "unet_toy_inpaint.safetensors", unet_to_ldm(unet), UNET_PREFIX)
     return finish_stage(run, "toy-inpaint", r, losses, start)
 

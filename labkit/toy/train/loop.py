@@ -18,7 +18,7 @@ def param_groups(module, lr, weight_decay):
     return [{"params": decay, "lr": lr, "weight_decay": weight_decay}, {"params": rest, "lr": lr, "weight_decay": 0.0}]
 
 
-def fit(trained, loss_fn, r, desc, progress=True):
+def optimise(trained, loss_fn, r, desc, progress=True):
     """Optimise `trained` [(module, lr)] for r.steps steps of loss_fn(step); returns the per-step losses.
 
     AdamW, linear warmup then cosine decay, gradient clipping; with r.ema the modules end holding the EMA."""

@@ -67,7 +67,7 @@ def read_part(out, file, prefix):
     return {prefix + k: v.float() for k, v in load_file(str(Path(out) / file)).items()}
 
 
-def load_vae(out, device):
+def load_vae_part(out, device):
     """The shipped (float16-rounded) VAE as float32."""
     from diffusers import AutoencoderKL
 
@@ -76,7 +76,7 @@ def load_vae(out, device):
     return frozen(vae, device)
 
 
-def load_text_encoder(out, family, sub, file, prefix, device):
+def load_text_encoder_part(out, family, sub, file, prefix, device):
     """A shipped text encoder (CLIP-L or G part) as float32, read by diffusers' single-file converter."""
     import transformers
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
@@ -89,7 +89,7 @@ def load_text_encoder(out, family, sub, file, prefix, device):
     return frozen(model.float(), device)
 
 
-def load_unet(out, file, family, device):
+def load_unet_part(out, file, family, device):
     """A shipped UNet part as float32."""
     from diffusers import UNet2DConditionModel
 

@@ -1,8 +1,8 @@
 """The `toy-xl-refiner` stage: the SDXL-refiner-layout UNet on the low-noise end; toy-xl's G frozen."""
 
 from .data import index_stream
-from .loop import diffusion_loss, fit, noise_scheduler
-from .parts import CLIP_G_XL, UNET_PREFIX, load_text_encoder, save_part
+from .loop import diffusion_loss, noise_scheduler, optimise
+from .parts import CLIP_G_XL, UNET_PREFIX, load_text_encoder_part, save_part
 from .run import finish_stage, unet_stage_start
 from .text import Tokens, captions, encode_xl, refiner_time_ids
 
@@ -15,7 +15,7 @@ def train_refiner(run, r):
 
     start, gen, rng, latents, scenes, parts = unet_stage_start(run, r, "toy-xl-refiner")
     unet = parts["unet"].to(run.device)
-    te_g = load_text_encoder(run.out, "toy-xl", "text_encoder_2", "clip_g.safetensors", CLIP_G_XL, run.device)
+    te_g = load_text_encoder_part(run.out, "toy-xl", "text_encoder_2", "clip_g.safetensors", CLIP_G_XL, run.device)
     tokens, scheduler = Tokens(parts["tokenizer_2"]), noise_scheduler("toy-xl-refiner")
     batches = index_stream(len(latents), r.batch, gen)
 
@@ -29,6 +29,6 @@ def train_refiner(run, r):
                               added_cond_kwargs={"text_embeds": pooled,  # (B, 96)
                                                  "time_ids": refiner_time_ids(keep).to(run.device)})
 
-    losses = fit([(unet, r.lr)], loss_fn, r, "toy-xl-refiner", run.progress)
+    losses = optimise([(unet, r.lr)], loss_fn, r, "toy-xl-refiner", run.progress)
     save_part(run.out / "unet_toy_xl_refiner.safetensors", unet_to_ldm(unet), UNET_PREFIX)
     return finish_stage(run, "toy-xl-refiner", r, losses, start)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import world
 from ..registry import WEIGHTS
 from .data import encode_images
-from .parts import ENCODER_KEYS, MEMBERS, STAGE_INPUTS, VAE_PART, load_vae, member_hash
+from .parts import ENCODER_KEYS, MEMBERS, STAGE_INPUTS, VAE_PART, load_vae_part, member_hash
 from .recipe import SIZE, TRAIN_WORLD
 
 LOGS = Path(__file__).parents[1] / "logs"
@@ -103,7 +103,7 @@ def require_vae(run) -> dict:
 def vae_and_latents(run, r):
     """The frozen VAE, its scaling factor (from the vae stage's record) and the plain pool's latents."""
     scale = require_vae(run)["vae"]["scaling_factor"]
-    vae = load_vae(run.out, run.device)
+    vae = load_vae_part(run.out, run.device)
     return vae, scale, run.latents(vae, scale, r.pool, TRAIN_WORLD)
 
 

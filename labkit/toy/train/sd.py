@@ -1,7 +1,7 @@
 """The `toy` stage: the SD1-layout UNet and CLIP-L, trained together on the frozen VAE's latents."""
 
 from .data import index_stream
-from .loop import diffusion_loss, fit, noise_scheduler
+from .loop import diffusion_loss, noise_scheduler, optimise
 from .parts import CLIP_L_SD1, UNET_PREFIX, save_part
 from .run import finish_stage, unet_stage_start
 from .text import Tokens, captions, encode_sd
@@ -25,7 +25,7 @@ def train_toy(run, r):
         return diffusion_loss(unet, scheduler, latents[idx.to(latents.device)], gen, r.t_max,
                               encoder_hidden_states=text)
 
-    losses = fit([(unet, r.lr), (te, r.te_lr)], loss_fn, r, "toy", run.progress)
+    losses = optimise([(unet, r.lr), (te, r.te_lr)], loss_fn, r, "toy", run.progress)
     save_part(run.out / "clip_l.safetensors", clip_to_ldm(te, CLIP_L_SD1), CLIP_L_SD1)
     save_part(run.out / "unet_toy.safetensors", unet_to_ldm(unet), UNET_PREFIX)
     return finish_stage(run, "toy", r, losses, start)

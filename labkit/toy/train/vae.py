@@ -3,8 +3,8 @@
 import time
 
 from .data import encode_images, index_stream, to_unit
-from .loop import fit
-from .parts import VAE_PART, VAE_PREFIX, load_vae, save_part
+from .loop import optimise
+from .parts import VAE_PART, VAE_PREFIX, load_vae_part, save_part
 from .recipe import HELD_OUT_WORLD, TRAIN_WORLD, VAE_STYLES
 from .run import finish_stage, require_vae, stage_record, write_log, write_record
 
@@ -29,9 +29,9 @@ def train_vae(run, r):
         recon = vae.decode(posterior.sample(generator=gen)).sample  # (B, 3, 64, 64)
         return reconstruction_loss(recon, x, r) + r.kl * posterior.kl().mean()
 
-    losses = fit([(vae, r.lr)], loss_fn, r, "vae", run.progress)
+    losses = optimise([(vae, r.lr)], loss_fn, r, "vae", run.progress)
     save_part(run.out / VAE_PART[0], vae_to_ldm(vae), VAE_PREFIX)
-    vae = load_vae(run.out, run.device)  # measure what ships
+    vae = load_vae_part(run.out, run.device)  # measure what ships
     scale = scaling_factor(encode_images(vae, images[:r.scale_images], 1.0, run.device))
     held_out, _ = run.pool(r.eval_images, HELD_OUT_WORLD, VAE_STYLES)
     record = stage_record(r, losses, start, run, scaling_factor=scale, psnr=psnr(vae, held_out, run.device))
@@ -55,7 +55,7 @@ def train_vae_decoder(run, r):
 
     require_vae(run)
     start, gen = time.perf_counter(), torch.Generator().manual_seed(r.seed)
-    vae = load_vae(run.out, run.device)
+    vae = load_vae_part(run.out, run.device)
     images, scenes = run.pool(r.pool, TRAIN_WORLD, VAE_STYLES)
     odds = torch.tensor([r.gray_weight if scene.background == "gray" else 1.0 for scene in scenes])  # (N,)
     with torch.no_grad():  # the posterior of every image, once: (N, 8, 8, 8) means and log-variances
@@ -69,11 +69,11 @@ def train_vae_decoder(run, r):
         recon = vae.decode(DiagonalGaussianDistribution(moments[idx]).sample(generator=gen)).sample
         return reconstruction_loss(recon, x, r)
 
-    losses = fit([(decoder, r.lr)], loss_fn, r, "vae-decoder", run.progress)
+    losses = optimise([(decoder, r.lr)], loss_fn, r, "vae-decoder", run.progress)
     save_part(run.out / VAE_PART[0], vae_to_ldm(vae), VAE_PREFIX)
     held_out, _ = run.pool(r.eval_images, HELD_OUT_WORLD, VAE_STYLES)
     return finish_stage(run, "vae-decoder", r, losses, start,
-                        psnr=psnr(load_vae(run.out, run.device), held_out, run.device))
+                        psnr=psnr(load_vae_part(run.out, run.device), held_out, run.device))
 
 
 def reconstruction_loss(recon, x, r):

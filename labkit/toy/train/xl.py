@@ -1,8 +1,8 @@
 """The `toy-xl` stage: the SDXL-layout UNet and the OpenCLIP-G-like encoder, trained together; CLIP-L frozen."""
 
 from .data import index_stream
-from .loop import diffusion_loss, fit, noise_scheduler
-from .parts import CLIP_G_XL, CLIP_L_SD1, UNET_PREFIX, load_text_encoder, save_part
+from .loop import diffusion_loss, noise_scheduler, optimise
+from .parts import CLIP_G_XL, CLIP_L_SD1, UNET_PREFIX, load_text_encoder_part, save_part
 from .run import finish_stage, unet_stage_start
 from .text import Tokens, captions, encode_xl, xl_time_ids
 
@@ -16,7 +16,7 @@ def train_toy_xl(run, r):
 
     start, gen, rng, latents, scenes, parts = unet_stage_start(run, r, "toy-xl")
     unet, te_g = parts["unet"].to(run.device), parts["text_encoder_2"].to(run.device)
-    te_l = load_text_encoder(run.out, "toy", "text_encoder", "clip_l.safetensors", CLIP_L_SD1, run.device)
+    te_l = load_text_encoder_part(run.out, "toy", "text_encoder", "clip_l.safetensors", CLIP_L_SD1, run.device)
     tokens = (Tokens(parts["tokenizer"]), Tokens(parts["tokenizer_2"]))
     scheduler = noise_scheduler("toy-xl")
     batches = index_stream(len(latents), r.batch, gen)
@@ -36,7 +36,7 @@ def train_toy_xl(run, r):
                               added_cond_kwargs={"text_embeds": pooled * on[:, None],  # (B, 96)
                                                  "time_ids": xl_time_ids(len(idx)).to(run.device)})
 
-    losses = fit([(unet, r.lr), (te_g, r.te_lr)], loss_fn, r, "toy-xl", run.progress)
+    losses = optimise([(unet, r.lr), (te_g, r.te_lr)], loss_fn, r, "toy-xl", run.progress)
     save_part(run.out / "clip_g.safetensors", open_clip_to_ldm(te_g, CLIP_G_XL), CLIP_G_XL)
     save_part(run.out / "unet_toy_xl.safetensors", unet_to_ldm(unet), UNET_PREFIX)
     return finish_stage(run, "toy-xl", r, losses, start)
