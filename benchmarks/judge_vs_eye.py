@@ -21,10 +21,10 @@ JUDGES = {"judge": True, "judge without gap closing": False}  # name: close_gaps
 
 def weights_now(names) -> dict:
     """Short sha256 of each shipped file the labelled pictures came from."""
-    from labkit.toy import loras, train
+    from labkit.toy import loras, registry
 
-    where = {"outline.safetensors": loras.FOLDER, "vae.safetensors": train.WEIGHTS,
-             "unet_toy.safetensors": train.WEIGHTS}
+    where = {"outline.safetensors": loras.FOLDER, "vae.safetensors": registry.WEIGHTS,
+             "unet_toy.safetensors": registry.WEIGHTS}
     return {name: hashlib.sha256((where[name] / name).read_bytes()).hexdigest()[:10] for name in names}
 
 

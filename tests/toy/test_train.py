@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,14 @@ import labkit
 from labkit import export
 from labkit.toy import registry, world
 from labkit.toy import train as T
+from labkit.toy.train import __main__ as cli
+from labkit.toy.train import inpaint, refiner, sd, xl
 
 # 40 steps on 4 images with batch 4: the same images every step, so the loss must fall (lr x3 to make it decisive)
 TINY = dict(steps=40, batch=4, pool=4, scale_images=4, eval_images=4)
 PROMPT = "a small red circle in the top left of a white background"
 MEMBERS = ("toy", "toy-xl", "toy-xl-refiner", "toy-inpaint")
+TOY_FAMILIES = ("toy", "toy-xl", "toy-xl-refiner")
 WRITERS = {  # part prefix -> (component, labkit.export writer giving its LDM keys under that prefix)
     "first_stage_model.": ("vae", lambda vae, prefix: export.vae_to_ldm(vae)),
     "model.diffusion_model.": ("unet", lambda unet, prefix: export.unet_to_ldm(unet)),
@@ -103,7 +107,7 @@ def test_vae_record_holds_its_scaling_factor_and_psnr(trained, one_thread):
     out, _ = trained
     vae_record = T.read_records(out)["vae"]
     images, _ = T.Run(out, progress=False).pool(TINY["pool"], T.TRAIN_WORLD, T.VAE_STYLES)
-    means = T.encode_images(T.load_vae(out, "cpu"), images, 1.0, "cpu")  # (4, 4, 8, 8)
+    means = T.encode_images(T.load_vae_part(out, "cpu"), images, 1.0, "cpu")  # (4, 4, 8, 8)
     assert vae_record["scaling_factor"] == round(1 / means.std().item(), 4)
     assert 5 < vae_record["psnr"] < 60
 
@@ -126,15 +130,18 @@ def test_members_open_with_the_trained_weights_and_generate(shipped, member):
     assert image.size == (64, 64)
 
 
-def spy_on_conditioning(monkeypatch):
-    """Record what each training step hands the UNet besides the noisy latents."""
+STAGE_MODULES = {"toy": sd, "toy-xl": xl, "toy-xl-refiner": refiner, "toy-inpaint": inpaint}
+
+
+def spy_on_conditioning(monkeypatch, stage):
+    """Record what each training step of `stage` hands the UNet besides the noisy latents."""
     seen, original = [], T.diffusion_loss
 
     def spy(unet, scheduler, latents, gen, t_max, extra=None, **conditioning):
         seen.append({"extra": extra, **conditioning, **conditioning.get("added_cond_kwargs", {})})
         return original(unet, scheduler, latents, gen, t_max, extra, **conditioning)
 
-    monkeypatch.setattr(T, "diffusion_loss", spy)
+    monkeypatch.setattr(STAGE_MODULES[stage], "diffusion_loss", spy)
     return seen
 
 
@@ -151,7 +158,7 @@ def train_one_step(trained, folder, stage, **overrides):
 def test_sd_dropped_captions_are_the_empty_prompt(trained, tmp_path, monkeypatch, one_thread):
     from labkit.toy.build import fresh_components
 
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy")
     train_one_step(trained, tmp_path / "toy", "toy", dropout=1.0)
     parts = fresh_components("toy", T.RECIPES["toy"].seed)  # the text encoder as the step saw it
     with torch.no_grad():
@@ -161,23 +168,23 @@ def test_sd_dropped_captions_are_the_empty_prompt(trained, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("null_text", [0.0, 1.0])
 def test_xl_dropped_captions_are_zeros_or_the_empty_prompt(trained, tmp_path, monkeypatch, one_thread, null_text):
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy-xl")
     folder = train_one_step(trained, tmp_path / "xl", "toy-xl", dropout=1.0, null_text=null_text)
     text, pooled = seen[0]["encoder_hidden_states"].detach(), seen[0]["text_embeds"]  # (4, 77, 160), (4, 96)
     assert torch.equal(seen[0]["time_ids"], T.xl_time_ids(4))
     if null_text == 0.0:  # what the SDXL pipeline feeds for an empty negative prompt (force_zeros_for_empty_prompt)
         assert not text.any() and not pooled.any()
         return
-    clip_l = T.load_text_encoder(folder, "toy", "text_encoder", "clip_l.safetensors", T.CLIP_L_SD1, "cpu")
+    clip_l = T.load_text_encoder_part(folder, "toy", "text_encoder", "clip_l.safetensors", T.CLIP_L_SD1, "cpu")
     with torch.no_grad():
         empty_l, _ = T.encode_xl([clip_l], [T.token_ids(labkit.tokenizer("toy-xl")[0], [""] * 4)])  # (4, 77, 64)
     assert torch.equal(text[..., :64], empty_l) and pooled.abs().sum() > 0
 
 
 def test_refiner_dropped_captions_are_the_empty_prompt_at_aesthetic_2_5(trained, tmp_path, monkeypatch, one_thread):
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy-xl-refiner")
     folder = train_one_step(trained, tmp_path / "refiner", "toy-xl-refiner", dropout=1.0)
-    clip_g = T.load_text_encoder(folder, "toy-xl", "text_encoder_2", "clip_g.safetensors", T.CLIP_G_XL, "cpu")
+    clip_g = T.load_text_encoder_part(folder, "toy-xl", "text_encoder_2", "clip_g.safetensors", T.CLIP_G_XL, "cpu")
     with torch.no_grad():
         empty, empty_pooled = T.encode_xl([clip_g], [T.token_ids(labkit.tokenizer("toy-xl-refiner"), [""] * 4)])
     assert torch.equal(seen[0]["encoder_hidden_states"], empty) and torch.equal(seen[0]["text_embeds"], empty_pooled)
@@ -186,7 +193,7 @@ def test_refiner_dropped_captions_are_the_empty_prompt_at_aesthetic_2_5(trained,
 
 
 def test_inpaint_steps_feed_mask_and_masked_latents(trained, tmp_path, monkeypatch, one_thread):
-    seen = spy_on_conditioning(monkeypatch)
+    seen = spy_on_conditioning(monkeypatch, "toy-inpaint")
     train_one_step(trained, tmp_path / "inpaint", "toy-inpaint")
     extra = seen[0]["extra"]  # (4, 5, 8, 8)
     assert extra.shape == (4, 5, 8, 8) and set(extra[:, 0].unique().tolist()) <= {0.0, 1.0}
@@ -315,7 +322,7 @@ def decoder_loss(folder, images, samples=32):
     a single step's loss is too noisy to compare when the encoder is barely trained."""
     import torch.nn.functional as F
 
-    vae, g = T.load_vae(folder, "cpu"), torch.Generator().manual_seed(0)
+    vae, g = T.load_vae_part(folder, "cpu"), torch.Generator().manual_seed(0)
     x = T.to_unit(images).repeat(samples, 1, 1, 1)  # (4 * samples, 3, 64, 64)
     with torch.no_grad():
         recon = vae.decode(vae.encode(x).latent_dist.sample(generator=g)).sample
@@ -345,25 +352,60 @@ def test_a_retrained_decoder_keeps_the_encoder_and_every_member(trained, tmp_pat
     assert json.loads((folder / "manifest.json").read_text()) == {}
 
 
-def test_scaling_factor_is_written_into_make_configs_and_the_toy_configs(tmp_path):
-    script = tmp_path / "make_configs.py"
-    shutil.copy(T.MAKE_CONFIGS, script)
-    T.set_scaling_factor(0.4321, script)
-    assert "TOY_VAE = vae((16, 32, 64, 64), 64, 0.4321," in script.read_text()
-    for family in ("toy", "toy-xl", "toy-xl-refiner"):
-        assert json.loads((tmp_path / family / "vae" / "config.json").read_text())["scaling_factor"] == 0.4321
-    assert json.loads((tmp_path / "sd1" / "vae" / "config.json").read_text())["scaling_factor"] == 0.18215
+def configs_written(root):
+    """{path relative to root: bytes} of every file make_configs wrote under `root`."""
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_vae_record_sets_the_toy_configs_scaling_factor_and_nothing_else(tmp_path):
+    from labkit.configs import make_configs
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / T.RECORDS).write_text(json.dumps({"vae": {"scaling_factor": 0.4321}}))
+    make_configs.write_configs(tmp_path / "configs", weights)
+    written, toy_vaes = configs_written(tmp_path / "configs"), {Path(f, "vae", "config.json") for f in TOY_FAMILIES}
+    for path, data in written.items():  # every file is a shipped one; only the toy VAEs' scaling factor moved
+        shipped = (make_configs.ROOT / path).read_bytes()
+        if path in toy_vaes:
+            assert json.loads(data) == {**json.loads(shipped), "scaling_factor": 0.4321}
+        else:
+            assert data == shipped, path
+    assert set(written) == {p.relative_to(make_configs.ROOT) for p in make_configs.ROOT.rglob("*.json")}  # all
+    assert json.loads(written[Path("sd1/vae/config.json")])["scaling_factor"] == 0.18215
+    shipped_factor = T.read_records(registry.WEIGHTS)["vae"]["scaling_factor"]  # and the shipped configs hold
+    for family in TOY_FAMILIES:  # the shipped record's factor
+        config = json.loads((make_configs.ROOT / family / "vae" / "config.json").read_text())
+        assert config["scaling_factor"] == shipped_factor == make_configs.toy_scaling_factor()
+
+
+def test_training_the_shipped_vae_rewrites_the_configs_from_its_record(tmp_path, monkeypatch, one_thread):
+    from labkit.configs import make_configs
+
+    calls, write = [], make_configs.write_configs
+    monkeypatch.setattr(make_configs, "write_configs",  # into a temporary folder: the shipped one stays as it is
+                        lambda weights: calls.append(weights) or write(tmp_path / "configs", weights))
+    T.train("vae", T.Run(tmp_path / "elsewhere", progress=False), steps=1, batch=2, pool=2, scale_images=2,
+            eval_images=2)
+    assert calls == []  # a run into any other folder leaves the configs alone
+    folder = tmp_path / "shipped"
+    record = T.train("vae", T.Run(folder, progress=False, update_configs=True), steps=1, batch=2, pool=2,
+                     scale_images=2, eval_images=2)
+    assert calls == [folder]
+    for family in TOY_FAMILIES:
+        config = json.loads((tmp_path / "configs" / family / "vae" / "config.json").read_text())
+        assert config["scaling_factor"] == record["scaling_factor"] == T.read_records(folder)["vae"]["scaling_factor"]
 
 
 def test_cli_trains_the_stages_in_order_with_overrides(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(T, "train", lambda stage, run, **kw: calls.append((stage, run.out, kw)) or {})
+    monkeypatch.setattr(cli, "train", lambda stage, run, **kw: calls.append((stage, run.out, kw)) or {})
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
-    T.main(["all", "--steps", "5", "--batch", "2", "--out", str(tmp_path), "--quiet"])
+    cli.main(["all", "--steps", "5", "--batch", "2", "--out", str(tmp_path), "--quiet"])
     assert [c[0] for c in calls] == list(T.STAGES)
     assert all(out == tmp_path and kw == {"steps": 5, "batch": 2} for _, out, kw in calls)
     with pytest.raises(SystemExit):
-        T.main(["toy-xxl"])
+        cli.main(["toy-xxl"])
 
 
 @pytest.mark.parametrize("stage", ["vae-decoder", "toy"])
