@@ -45,7 +45,7 @@ def write_lora(lab, path, rank, seed):
     """A random attention LoRA for `lab` in kohya format (SGM names on SDXL), rank `rank`, alpha rank / 2."""
     import torch
 
-    from labkit.lora.training import _metadata, _write, kohya_state
+    from labkit.lora.training import kohya_metadata, write_kohya
 
     g = torch.Generator().manual_seed(seed)
     state = {}
@@ -54,9 +54,8 @@ def write_lora(lab, path, rank, seed):
             scale = module.in_features ** -0.5
             state[f"{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=g) * scale
             state[f"{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=g) * 0.05
-    meta = _metadata(lab, Path(path), ["benchmark"], rank, rank / 2, 0, 0, seed, None, False, 1)
-    _write(kohya_state(lab, {"unet": state}, rank / 2), Path(path), meta)
-    return Path(path)
+    meta = kohya_metadata(lab, path, ["benchmark"], rank, rank / 2, seed=seed, n_images=1)
+    return write_kohya(lab, {"unet": state}, rank / 2, path, meta)
 
 
 def median_time(fn, repeats) -> float:
