@@ -1,7 +1,10 @@
 """labkit vs a plain diffusers pipeline call on the same components, scheduler, noise and prompt, in one run;
 plus `import labkit` time. Writes benchmarks/results.md (section "core") and benchmarks/core.json.
 
-    .venv/bin/python benchmarks/core.py [--repeats 15]
+    .venv/bin/python benchmarks/core.py [--repeats 15] [--tiny] [--out DIR]
+
+Every benchmark takes --tiny (the same code path on the smallest work, in seconds: what tests/benchmarks runs, so
+the scripts cannot rot) and --out (the folder for its results files; default benchmarks/, the committed ones).
 """
 
 import argparse
@@ -16,6 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 PROMPT = "a red circle on a white background"
+FULL = {"repeats": 15, "warmups": 3, "steps": 20, "families": ("toy", "toy-xl"), "imports": 7}
+TINY = {"repeats": 1, "warmups": 1, "steps": 2, "families": ("toy",), "imports": 1}
 
 
 def lab_for(family: str):
@@ -51,17 +56,17 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
-def compare(family: str, repeats: int, steps: int = 20, cfg: float = 5.0) -> dict:
+def compare(family: str, repeats: int, steps: int = 20, cfg: float = 5.0, warmups: int = 3) -> dict:
     lab, weights = lab_for(family)
     run_lab = lambda: lab.txt2img(PROMPT, steps=steps, cfg=cfg, sampler="Euler", seed=1)  # noqa: E731
     run_plain = lambda: plain_call(lab, steps, cfg, 1)  # noqa: E731
-    for _ in range(3):  # warm up both paths
+    for _ in range(warmups):  # warm up both paths
         run_lab(), run_plain()
     lab_times, plain_times = [], []
     for _ in range(repeats):  # interleaved so drifts in machine load hit both alike
         lab_times += timed(run_lab, 1)
         plain_times += timed(run_plain, 1)
-    same = list(run_lab().image.getdata()) == list(run_plain().getdata())
+    same = run_lab().image.tobytes() == run_plain().tobytes()  # both RGB 64x64 (getdata: gone in Pillow 14)
     lab_med, plain_med = statistics.median(lab_times), statistics.median(plain_times)
     return {"family": family, "weights": weights, "steps": steps, "cfg": cfg, "repeats": repeats,
             "labkit_s": round(lab_med, 4), "diffusers_s": round(plain_med, 4), "ratio": round(lab_med / plain_med, 3),
@@ -75,8 +80,9 @@ def import_time(repeats: int = 7) -> float:
     return round(statistics.median(runs), 4)
 
 
-def write(results: dict) -> None:
-    (HERE / "core.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "core.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["## core (benchmarks/core.py)", "",
              f"{results['when']} · {results['machine']} · torch {results['torch']} · diffusers {results['diffusers']}",
              "", "| model | weights | steps | labkit s | plain diffusers s | ratio (target ≤ 1.03) | same pixels |",
@@ -84,8 +90,9 @@ def write(results: dict) -> None:
     for r in results["generation"]:
         lines.append(f"| {r['family']} | {r['weights']} | {r['steps']} | {r['labkit_s']} | {r['diffusers_s']} | "
                      f"**{r['ratio']}** | {r['same_pixels']} |")
-    lines += ["", f"`import labkit`: **{results['import_s']} s** (target ≤ 0.3 s), median of 7 fresh interpreters.", ""]
-    update_section(HERE / "results.md", "core", "\n".join(lines))
+    lines += ["", f"`import labkit`: **{results['import_s']} s** (target ≤ 0.3 s), "
+              f"median of {results['import_repeats']} fresh interpreters.", ""]
+    update_section(out / "results.md", "core", "\n".join(lines))
 
 
 def update_section(path: Path, name: str, text: str) -> None:
@@ -99,19 +106,37 @@ def update_section(path: Path, name: str, text: str) -> None:
     path.write_text(header + "\n".join(sections[k] for k in sorted(sections)))
 
 
+def add_run_args(parser) -> None:
+    """--tiny and --out, which every benchmark takes."""
+    parser.add_argument("--tiny", action="store_true",
+                        help="the same code path on the smallest work, in seconds (what tests/benchmarks runs)")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the results files (default: benchmarks/)")
+
+
+def sizes(args, full: dict, tiny: dict) -> dict:
+    """The work to do: `tiny` with --tiny, else `full`; an option given on the command line (--repeats, ...) with
+    an entry's name overrides it."""
+    work = dict(tiny if args.tiny else full)
+    work.update({key: value for key, value in vars(args).items() if key in work and value is not None})
+    return work
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(parser)
+    parser.add_argument("--repeats", type=int, help=f"default {FULL['repeats']} ({TINY['repeats']} with --tiny)")
     args = parser.parse_args()
+    work = sizes(args, FULL, TINY)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import diffusers
     import torch
 
     results = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "torch": torch.__version__, "diffusers": diffusers.__version__,
-               "generation": [compare("toy", args.repeats), compare("toy-xl", args.repeats)],
-               "import_s": import_time()}
-    write(results)
+               "generation": [compare(family, work["repeats"], work["steps"], warmups=work["warmups"])
+                              for family in work["families"]],
+               "import_s": import_time(work["imports"]), "import_repeats": work["imports"]}
+    write(results, args.out)
     print(json.dumps(results, indent=2))
 
 

@@ -4,9 +4,12 @@ independently, on shuffled contact sheets without prompts or the judge's verdict
 (benchmarks/outline_hand_labels.json). The judge is run with and without its gap closing. Writes
 benchmarks/judge_vs_eye.json (the counts, and every picture's verdicts).
 
-    .venv/bin/python benchmarks/judge_vs_eye.py
+    .venv/bin/python benchmarks/judge_vs_eye.py [--tiny] [--out DIR]
+
+--tiny judges only the pictures of the first prompts (the same code on a handful of pictures, in seconds).
 """
 
+import argparse
 import hashlib
 import json
 import os
@@ -17,6 +20,8 @@ HERE = Path(__file__).parent
 LABELS = HERE / "outline_hand_labels.json"
 SEEN_AS_OUTLINE = ("outlined", "broken outline")  # the eye's verdicts that count as the style
 JUDGES = {"judge": True, "judge without gap closing": False}  # name: close_gaps
+FULL = {"prompts": None}  # None: all 72 prompts (216 pictures)
+TINY = {"prompts": 2}  # 6 pictures
 
 
 def weights_now(names) -> dict:
@@ -77,12 +82,24 @@ def as_json(result) -> str:
     return f'{head[:-2]},\n "verdicts": [\n{rows}\n ]\n}}\n'
 
 
+def first_prompts(labels, n) -> list:
+    """The labels of the first `n` prompts (all of them when `n` is None)."""
+    kept = list(dict.fromkeys(row["prompt"] for row in labels))[:n]
+    return [row for row in labels if row["prompt"] in kept]
+
+
 def main() -> None:
+    from core import add_run_args, sizes  # here, not at the top: tests import this file without benchmarks/ on the path
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_args(parser)
+    args = parser.parse_args()
+    work = sizes(args, FULL, TINY)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from labkit.toy.judge import judge
 
     record = json.loads(LABELS.read_text())
-    labels = record["labels"]
+    labels = first_prompts(record["labels"], work["prompts"])
     now = weights_now(record["weights"])
     if now != record["weights"]:
         print(f"warning: the weights changed since the labels were made ({record['weights']} -> {now}); the "
@@ -96,7 +113,8 @@ def main() -> None:
                    for i, row in enumerate(labels)]
     result = {"pictures": len(labels), "weights": now, "labels_made_on": record["weights"],
               "between labellers": between_labellers(labels), "per labeller": counts, "verdicts": per_picture}
-    (HERE / "judge_vs_eye.json").write_text(as_json(result))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "judge_vs_eye.json").write_text(as_json(result))
     for name, per_labeller in counts.items():
         print(f"{name} (labeller 1, labeller 2; of {len(labels)} pictures)")
         for key in per_labeller[0]:

@@ -4,6 +4,7 @@ benchmarks/lora.json.
 
     .venv/bin/python benchmarks/lora.py [--repeats 7] [--families toy toy-xl] [--device cpu] [--dtype float32]
     .venv/bin/python benchmarks/lora.py --families sdxl --device cuda --dtype float16 --rank 32   # random SDXL
+    .venv/bin/python benchmarks/lora.py --tiny --out /tmp/bench     # seconds: the same code on the smallest work
 
 Targets (issue 5): generation with LoRAs <= 1.05x generation without; a toggle or weight change <= 0.2 s on SDXL.
 """
@@ -17,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import PROMPT, lab_for, update_section
+from core import PROMPT, add_run_args, lab_for, sizes, update_section
 
-HERE = Path(__file__).parent
 ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")  # what a typical kohya/diffusers LoRA trains
+FULL = {"repeats": 7, "families": ["toy", "toy-xl"], "rank": 8, "steps": 20}
+TINY = {"repeats": 1, "families": ["toy"], "rank": 2, "steps": 2}
 
 
 def make_lab(family, device, dtype):
@@ -45,7 +47,7 @@ def write_lora(lab, path, rank, seed):
     """A random attention LoRA for `lab` in kohya format (SGM names on SDXL), rank `rank`, alpha rank / 2."""
     import torch
 
-    from labkit.lora.training import _metadata, _write, kohya_state
+    from labkit.lora.training import kohya_metadata, write_kohya
 
     g = torch.Generator().manual_seed(seed)
     state = {}
@@ -54,9 +56,8 @@ def write_lora(lab, path, rank, seed):
             scale = module.in_features ** -0.5
             state[f"{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=g) * scale
             state[f"{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=g) * 0.05
-    meta = _metadata(lab, Path(path), ["benchmark"], rank, rank / 2, 0, 0, seed, None, False, 1)
-    _write(kohya_state(lab, {"unet": state}, rank / 2), Path(path), meta)
-    return Path(path)
+    meta = kohya_metadata(lab, path, ["benchmark"], rank, rank / 2, seed=seed, n_images=1)
+    return write_kohya(lab, {"unet": state}, rank / 2, path, meta)
 
 
 def median_time(fn, repeats) -> float:
@@ -173,17 +174,18 @@ def measure(family, device, dtype, rank, steps, repeats) -> dict:
     return row
 
 
-def merged_rows(rows: list) -> list:
-    """This run's rows, plus rows of earlier runs on other (family, device, dtype): a CPU run and a GPU run share
-    one table."""
-    path, key = HERE / "lora.json", lambda r: (r["family"], r["device"], r["dtype"])
+def merged_rows(rows: list, out: Path) -> list:
+    """This run's rows, plus rows of earlier runs (in `out`) on other (family, device, dtype): a CPU run and a GPU
+    run share one table."""
+    path, key = out / "lora.json", lambda r: (r["family"], r["device"], r["dtype"])
     old = json.loads(path.read_text()).get("rows", []) if path.exists() else []
     fresh = {key(r) for r in rows}
     return [r for r in old if key(r) not in fresh] + rows
 
 
-def write(results: dict) -> None:
-    (HERE / "lora.json").write_text(json.dumps(results, indent=2) + "\n")
+def write(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lora.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["## lora (benchmarks/lora.py)", "",
              f"torch {results['torch']} · diffusers {results['diffusers']} · median of {results['repeats']} · "
              "random attention LoRAs (to_q/k/v/out) in kohya format, folded by labkit", "",
@@ -205,18 +207,21 @@ def write(results: dict) -> None:
               "the very same UNet graph as no LoRA, so the ratios differ from 1 only by timing noise (the 2 CPU "
               "cores are shared). Full-size SDXL: run with --families sdxl --device cuda --dtype float16 --rank 32 "
               "on a GPU machine.", ""]
-    update_section(HERE / "results.md", "lora", "\n".join(lines))
+    update_section(out / "results.md", "lora", "\n".join(lines))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--families", nargs="+", default=["toy", "toy-xl"])
+    add_run_args(parser)
+    parser.add_argument("--repeats", type=int, help=f"default {FULL['repeats']} ({TINY['repeats']} with --tiny)")
+    parser.add_argument("--families", nargs="+", help=f"default {' '.join(FULL['families'])} "
+                                                       f"({' '.join(TINY['families'])} with --tiny)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--rank", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rank", type=int, help=f"default {FULL['rank']} ({TINY['rank']} with --tiny)")
+    parser.add_argument("--steps", type=int, help=f"default {FULL['steps']} ({TINY['steps']} with --tiny)")
     args = parser.parse_args()
+    work = sizes(args, FULL, TINY)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import diffusers
     import torch
@@ -224,10 +229,11 @@ def main() -> None:
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"{platform.machine()}, {os.cpu_count()} cores"
     rows = [{"when": time.strftime("%Y-%m-%d"), "machine": machine,
-             **measure(f, args.device, args.dtype, args.rank, args.steps, args.repeats)} for f in args.families]
-    results = {"torch": torch.__version__, "diffusers": diffusers.__version__, "repeats": args.repeats,
-               "rows": merged_rows(rows)}
-    write(results)
+             **measure(f, args.device, args.dtype, work["rank"], work["steps"], work["repeats"])}
+            for f in work["families"]]
+    results = {"torch": torch.__version__, "diffusers": diffusers.__version__, "repeats": work["repeats"],
+               "rows": merged_rows(rows, args.out)}
+    write(results, args.out)
     print(json.dumps(results, indent=2))
 
 

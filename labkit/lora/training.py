@@ -58,8 +58,6 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
     Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
     import torch
 
-    from ..files import save_safetensors
-
     out = _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype, caption_dropout)
     alpha = rank if alpha is None else alpha
     prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
@@ -73,10 +71,10 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
         losses = _optimise(lab, components, params, _latents(lab, images, size), prompts, steps, lr, lr_schedule,
                            batch_size or min(4, len(images)), ema, caption_dropout, generator, progress)
         peft_state = _peft_state(lab, components)
-    meta = _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
-                     len(images), ema, caption_dropout)
-    state = {k: v.to(getattr(torch, save_dtype)) for k, v in kohya_state(lab, peft_state, alpha).items()}
-    save_safetensors(state, out, meta)  # atomic: a failure leaves no half-written LoRA
+    meta = kohya_metadata(lab, out, prompts, rank, alpha, steps=steps, lr=lr, lr_schedule=lr_schedule,
+                          targets=targets, seed=seed, trigger=trigger, text_encoder=text_encoder, n_images=len(images),
+                          ema=ema, caption_dropout=caption_dropout)
+    write_kohya(lab, peft_state, alpha, out, meta, save_dtype)
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
@@ -294,9 +292,23 @@ def kohya_state(lab, peft_state: dict, alpha: float) -> dict:
     return out
 
 
-def _metadata(lab, out, prompts, rank, alpha, steps, lr, lr_schedule, targets, seed, trigger, text_encoder,
-              n_images, ema, caption_dropout) -> dict:
-    """kohya's `ss_*` training metadata (all strings), as A1111 and civitai read it."""
+def write_kohya(lab, peft_state: dict, alpha: float, out, metadata: dict, dtype: str = "float32") -> Path:
+    """Write PEFT state dicts {component: {...}} as a kohya LoRA file at `out` (see `kohya_state`), tensors in
+    `dtype`, with `metadata` (e.g. `kohya_metadata`). Atomic: a failure leaves no half-written LoRA. What train()
+    writes, public so that LoRAs made otherwise (benchmarks, tests) take the same path. Returns the path."""
+    import torch
+
+    from ..files import save_safetensors
+
+    state = {k: v.to(getattr(torch, dtype)) for k, v in kohya_state(lab, peft_state, alpha).items()}
+    return save_safetensors(state, out, metadata)
+
+
+def kohya_metadata(lab, out, prompts, rank, alpha, *, steps=0, lr=0.0, lr_schedule="constant", targets="attention",
+                   seed=0, trigger=None, text_encoder=False, n_images=0, ema=0.0, caption_dropout=0.0) -> dict:
+    """kohya's `ss_*` training metadata (all strings), as A1111 and civitai read it, for a LoRA of `rank` and
+    `alpha` on `lab` written at `out`, trained on `prompts`; the keywords are train()'s settings."""
+    out = Path(out)
     tags = Counter(tag.strip() for p in prompts for tag in p.split(",") if tag.strip())
     meta = {
         "ss_network_module": "networks.lora",
