@@ -250,6 +250,9 @@ class Lab:
 
         scheduler = make_scheduler(p.sampler, p.schedule, self.scheduler_config, eta=p.eta)
         if "noise_sampler_seed" in scheduler.config:
+            from .quiet import hide_torchsde_rounding
+
+            hide_torchsde_rounding()
             seeds = batch_seeds(p.seed, p.batch_size, p.noise)
             scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=seeds)
         return scheduler
