@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import make_lab
 from PIL import Image
-from test_lora import kohya_modules, lora_parts, write
 
 import labkit
 from labkit import BadInput, Params
 from labkit.grid import auto_upscale, compose, layout
 from labkit.result import Result
+from tests.helpers.lora_files import kohya_modules, lora_parts, write
 
 BASE = Params(prompt="a red circle on a blue background", steps=2, sampler="Euler", seed=11)
 

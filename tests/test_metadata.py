@@ -442,7 +442,7 @@ def square_mask(size=64):
 def results(sd_lab, xl_lab, refiner_lab, tmp_path_factory):
     """One real Result per mode: txt2img (batch of 2, with a LoRA tag), img2img, inpaint, SDXL with a refiner
     (cfg 1 skips the unconditional pass: these tests are about recipes, not pictures)."""
-    from tests.test_lora import kohya_modules, lora_parts, write
+    from tests.helpers.lora_files import kohya_modules, lora_parts, write
 
     folder = tmp_path_factory.mktemp("loras")
     write(folder / "outline.safetensors", kohya_modules(sd_lab, "kohya"), lora_parts)
