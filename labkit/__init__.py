@@ -6,7 +6,6 @@
 from importlib import import_module
 
 from .errors import BadInput, LabkitError, LoraMismatch, UnsafeFile, UnsupportedFile
-from .grid import grid  # eager (stdlib only): lazily, importing the labkit.grid module first would shadow it
 from .params import Params
 
 __version__ = "0.1.0"
@@ -25,7 +24,7 @@ _LAZY = {
     "samplers": ("labkit.samplers", None),
     "noise": ("labkit.noise", None),
     "hashes": ("labkit.hashes", None),
-    "grid": ("labkit.grid", "grid"),
+    "grid": ("labkit.grids", "grid"),
 }
 
 __all__ = ["BadInput", "LabkitError", "LoraMismatch", "UnsafeFile", "UnsupportedFile", "Params", *_LAZY]

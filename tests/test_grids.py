@@ -1,4 +1,4 @@
-"""labkit.grid: the pure layout, and X/Y/Z grids over tiny random labs (fields, Prompt S/R, LoRA weights, models)."""
+"""labkit.grids: the pure layout, and X/Y/Z grids over tiny random labs (fields, Prompt S/R, LoRA weights, models)."""
 
 import json
 
@@ -10,7 +10,7 @@ from PIL import Image
 
 import labkit
 from labkit import BadInput, Params
-from labkit.grid import auto_upscale, compose, layout
+from labkit.grids import auto_upscale, compose, layout
 from labkit.result import Result
 from tests.helpers.lora_files import kohya_modules, lora_parts, write
 
