@@ -282,7 +282,7 @@ class Grid:
         """Write the grid as PNG; never replaces an existing file. Chunks: "labkit.grid" (axes + base recipe) and
         the first cell's recipe ("parameters", "labkit"), so `labkit.read_params` on it gives that cell's Params,
         as A1111's grids do."""
-        from .metadata import EXTRA_KEYS, _png_options, _write_atomic, infotext, recipe_dict
+        from .recipes import save_image
 
         path = Path(path)
         if path.suffix.lower() != ".png":
@@ -290,12 +290,8 @@ class Grid:
         if path.exists():
             raise BadInput(f"{path} already exists; a grid never replaces a file: pick another name.")
         first = next(iter(self.results.values()))
-        extra = {key: first.model[key] for key in EXTRA_KEYS if key in first.model}
-        options = _png_options(infotext(first.params, first.model, first.mode, extra),
-                               json.dumps(recipe_dict(first.params, first.model, first.mode, extra)))
-        options["pnginfo"].add_text("labkit.grid", json.dumps(self.description()))
-        _write_atomic(path, lambda f: self.image.save(f, format="PNG", **options), overwrite=False)
-        return path
+        return save_image(self.image, path, first.params, first.model, first.mode,
+                          chunks={"labkit.grid": json.dumps(self.description())})
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
