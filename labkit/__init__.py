@@ -6,7 +6,6 @@
 from importlib import import_module
 
 from .errors import BadInput, LabkitError, LoraMismatch, UnsafeFile, UnsupportedFile
-from .grid import grid  # eager (stdlib only): lazily, importing the labkit.grid module first would shadow it
 from .params import Params
 from .version import __version__
 
@@ -19,12 +18,12 @@ _LAZY = {
     "inspect": ("labkit.detect", "inspect"),
     "FileInfo": ("labkit.detect", "FileInfo"),
     "tokenizer": ("labkit.tokenizers", "tokenizer"),
-    "read_params": ("labkit.metadata", "read_params"),
-    "read_recipe": ("labkit.metadata", "read_recipe"),
+    "read_params": ("labkit.recipes", "read_params"),
+    "read_recipe": ("labkit.recipes", "read_recipe"),
     "samplers": ("labkit.samplers", None),
     "noise": ("labkit.noise", None),
     "hashes": ("labkit.hashes", None),
-    "grid": ("labkit.grid", "grid"),
+    "grid": ("labkit.grids", "grid"),
 }
 
 __all__ = ["BadInput", "LabkitError", "LoraMismatch", "UnsafeFile", "UnsupportedFile", "Params", *_LAZY]

@@ -1,10 +1,22 @@
-"""Writing files the way labkit does: whole or not at all, with the permissions of any saved file."""
+"""Writing files the way labkit does: whole or not at all, with the permissions of any saved file, and errors that
+say what to do."""
 
+import errno
 import os
 import uuid
 from pathlib import Path
 
+from .errors import BadInput
+
 FILE_MODE = 0o644  # what a written file gets (safetensors and mkstemp would leave 0600: unreadable to others)
+# OS error -> what the user can do about it
+WRITE_FIXES = {
+    errno.ENOSPC: "The disk is full: free some space or write to another disk.",
+    errno.EDQUOT: "The disk quota is used up: free some space or write to another disk.",
+    errno.EACCES: "Choose a folder you can write to.",
+    errno.EPERM: "Choose a folder you can write to.",
+    errno.EROFS: "The file system is read-only: choose another folder.",
+}
 
 
 def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> Path:
@@ -19,16 +31,54 @@ def save_text(text: str, path) -> Path:
     return write_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
-def write_atomic(path, write) -> Path:
-    """Call `write(temp)` on a temporary path in `path`'s folder, give the file FILE_MODE and rename it into
-    place, so a failure never leaves half a file. Returns the path."""
+def write_atomic(path, write, overwrite: bool = True) -> Path:
+    """Call `write(temp)` on a temporary path in `path`'s folder (made if missing), give the file FILE_MODE and
+    move it into place, so a failure never leaves half a file. Returns the path.
+
+    Without `overwrite`, an existing file is never replaced, not even one that appeared while `write` ran.
+    BadInput, naming the fix, for a folder that cannot be written, a full disk and the like; errors `write` raises
+    without an OS error number (a library's own complaint) pass through unchanged.
+    """
     path = Path(path)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: the rename is atomic
+    folder = path.parent
+    temp = folder / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"  # same folder: the rename is atomic
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+    except OSError as error:
+        raise BadInput(f"Cannot write into the folder {folder}: {error.strerror or error}. "
+                       "Choose a folder you can write to.") from None
     try:
         write(temp)
         os.chmod(temp, FILE_MODE)
-        os.replace(temp, path)
-    except BaseException:
+        publish(temp, path, overwrite)
+    except OSError as error:
+        if error.errno is None:
+            raise
+        fix = WRITE_FIXES.get(error.errno, "")
+        raise BadInput(f"Could not write {path}: {error.strerror or error}. {fix}".strip()) from None
+    finally:
         temp.unlink(missing_ok=True)
-        raise
     return path
+
+
+def publish(temp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished `temp` to `path`. Without `overwrite` it is hard-linked, which fails if the name exists
+    (a check first and a rename after would replace a file made in between); where the file system has no hard
+    links, a last check and a rename."""
+    if overwrite:
+        os.replace(temp, path)
+        return
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise BadInput(exists_message(path)) from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise BadInput(exists_message(path)) from None
+        os.replace(temp, path)
+
+
+def exists_message(path) -> str:
+    """What labkit says when it will not replace a file."""
+    return f"{path} already exists; pick another name or pass overwrite=True to replace it."

@@ -232,13 +232,12 @@ class Lab:
 
     def _result(self, pipe, p: Params, images, mode, timings, notes, stages, loras, refiner):
         from .noise import batch_seeds
-        from .result import Result
+        from .result import ModelRecord, Result
 
-        model = {"name": self.name, "family": self.family, "hash": self.model_hash, "dtype": self.dtype,
-                 "device": str(self.device), "loras": loras,
-                 "scheduler": {"class": type(pipe.scheduler).__name__, "config": dict(pipe.scheduler.config)}}
-        if refiner is not None:
-            model["refiner"] = refiner.name or refiner.family
+        model = ModelRecord(name=self.name, family=self.family, hash=self.model_hash, dtype=self.dtype,
+                            device=str(self.device), loras=tuple(loras),
+                            scheduler={"class": type(pipe.scheduler).__name__, "config": dict(pipe.scheduler.config)},
+                            refiner=None if refiner is None else refiner.name or refiner.family)
         return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise), mode=mode,
                       timings=timings, notes=notes, model=model, stages=stages)
 
@@ -356,10 +355,12 @@ class Lab:
         return load_embedding(self, path, token)
 
 
-def lora_record(applied, stage: str) -> dict:
-    """A LoRA that took part in a run, as results and metadata record it."""
-    return {"name": applied.name, "weight": applied.unet_weight, "te_weight": applied.te_weight,
-            "hash": applied.hash, "stage": stage}
+def lora_record(applied, stage: str):
+    """A LoRA that took part in a run (a LoraRecord), as results and saved recipes record it."""
+    from .result import LoraRecord
+
+    return LoraRecord(name=applied.name, weight=applied.unet_weight, te_weight=applied.te_weight,
+                      hash=applied.hash, stage=stage)
 
 
 def with_lora_tags(prompt: str, applied, tags) -> str:

@@ -39,7 +39,7 @@ def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     """Run the recipe of `source` (path, PIL image, bytes or infotext) on `lab`; returns a Result whose
     `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=)."""
     from . import samplers
-    from .metadata import read_recipe
+    from .recipes import read_recipe
     from .noise import effective_mode
 
     recipe = read_recipe(source)

@@ -1,4 +1,4 @@
-"""Result: the pictures of one run together with their full recipe."""
+"""Result: the pictures of one run together with their full recipe (Params plus the ModelRecord of what ran)."""
 
 import io
 from dataclasses import dataclass, field
@@ -7,9 +7,48 @@ from pathlib import Path
 from .params import Params
 
 
+@dataclass(frozen=True)
+class LoraRecord:
+    """A LoRA that took part in a run: its UNet and text-encoder weights, A1111's hash (AutoV3) and the stage it
+    touched ("base" or "refiner")."""
+
+    name: str
+    weight: float
+    te_weight: float
+    hash: str | None
+    stage: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "weight": self.weight, "te_weight": self.te_weight, "hash": self.hash,
+                "stage": self.stage}
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What made a Result, beyond its Params: the model (name, family, A1111 hash), where it ran (dtype, device),
+    its LoRAs, the configured scheduler ({"class", "config"}) and the refiner's name when one finished it."""
+
+    name: str
+    family: str
+    hash: str | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    loras: tuple[LoraRecord, ...] = ()
+    scheduler: dict | None = None
+    refiner: str | None = None
+
+    def to_dict(self) -> dict:
+        """The record as labkit's JSON recipe keeps it under "model" (no "refiner" key without a refiner)."""
+        record = {"name": self.name, "family": self.family, "hash": self.hash, "dtype": self.dtype,
+                  "device": self.device, "loras": [lora.to_dict() for lora in self.loras],
+                  "scheduler": self.scheduler}
+        return record | ({"refiner": self.refiner} if self.refiner is not None else {})
+
+
 @dataclass
 class Result:
-    """Images, the exact `Params` that made them (seed and size resolved), and per-stage timings in seconds."""
+    """Images, the exact `Params` that made them (seed and size resolved), per-stage timings in seconds, and
+    `model`: the ModelRecord of what ran them (None for results made outside a Lab)."""
 
     images: list
     params: Params
@@ -17,7 +56,7 @@ class Result:
     mode: str = "txt2img"
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    model: dict = field(default_factory=dict)
+    model: ModelRecord | None = None
     stages: dict[str, str] = field(default_factory=dict)
     report: object = None  # set by Lab.reproduce: what of the recipe was honoured
 
@@ -46,8 +85,6 @@ class Result:
 
         `read_params(r.save(path)) == r.params`. Never overwrites an existing file unless `overwrite=True`.
         """
-        from .metadata import EXTRA_KEYS, save_image
+        from .recipes import save_image
 
-        extra = {key: self.model[key] for key in EXTRA_KEYS if key in self.model}  # scheduler, loras, dtype, device
-        return save_image(self.image, path, self.params, model=self.model, mode=self.mode, extra=extra,
-                          overwrite=overwrite)
+        return save_image(self.image, path, self.params, model=self.model, mode=self.mode, overwrite=overwrite)

@@ -178,7 +178,7 @@ def test_refiner_handoff(xl_lab, refiner_lab):
     base = xl_lab.txt2img("a blue star", seed=4, steps=10, sampler="Euler")
     refined = xl_lab.txt2img("a blue star", seed=4, steps=10, sampler="Euler", refiner=refiner_lab, switch_at=0.6)
     assert refined.stages == {"base": xl_lab.name, "refiner": refiner_lab.name}
-    assert "refiner" in refined.timings and refined.model["refiner"] == refiner_lab.name
+    assert "refiner" in refined.timings and refined.model.refiner == refiner_lab.name
     assert np.abs(px(base.image) - px(refined.image)).mean() > 0.1  # random weights: small but real change
     later = xl_lab.txt2img("a blue star", seed=4, steps=10, sampler="Euler", refiner=refiner_lab, switch_at=0.9)
     assert not np.array_equal(px(later.image), px(refined.image))

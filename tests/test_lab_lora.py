@@ -6,7 +6,7 @@ import pytest
 import labkit
 from labkit import BadInput, LoraMismatch
 from tests.conftest import make_lab
-from tests.test_lora import kohya_modules, lora_parts, write
+from tests.helpers.lora_files import kohya_modules, lora_parts, write
 
 FAST = {"steps": 3, "sampler": "Euler", "seed": 4}
 
@@ -26,11 +26,11 @@ def test_prompt_tag_applies_a_lora_from_the_search_path(lab, tmp_path):
     plain = lab.txt2img("a red circle", **FAST)
     tagged = lab.txt2img("a red circle <lora:style:1>", **FAST)
     assert np.abs(px(plain.image) - px(tagged.image)).mean() > 0.5
-    record = tagged.model["loras"][0]
-    assert (record["name"], record["weight"], record["stage"]) == ("style", 1.0, "base")
-    assert record["hash"] == labkit.hashes.autov3(tmp_path / "style.safetensors")
+    record = tagged.model.loras[0]
+    assert (record.name, record.weight, record.stage) == ("style", 1.0, "base")
+    assert record.hash == labkit.hashes.autov3(tmp_path / "style.safetensors")
     again = lab.txt2img("a red circle", **FAST)  # a tag lasts one call
-    assert np.array_equal(px(again.image), px(plain.image)) and again.model["loras"] == []
+    assert np.array_equal(px(again.image), px(plain.image)) and again.model.loras == ()
     with pytest.raises(BadInput, match=str(tmp_path)):
         lab.txt2img("a red circle <lora:missing:1>", **FAST)
 
@@ -53,7 +53,7 @@ def test_base_loras_do_not_reach_the_refiner(tmp_path):
     path = write(tmp_path / "xlstyle.safetensors", kohya_modules(xl, "kohya"), lora_parts)
     xl.loras.load(path)
     r = xl.txt2img("a star", refiner=refiner, switch_at=0.5, **FAST)
-    assert [(rec["name"], rec["stage"]) for rec in r.model["loras"]] == [("xlstyle", "base")]
+    assert [(rec.name, rec.stage) for rec in r.model.loras] == [("xlstyle", "base")]
     assert any("base only" in n for n in r.notes)
     with pytest.raises(LoraMismatch, match="refiner"):
         xl.txt2img("a star", refiner=refiner, refiner_loras=[path], **FAST)

@@ -27,7 +27,7 @@ def test_single_file_round_trip_gives_the_same_pictures(sd_lab, sd_file):
     assert (lab.family, lab.name, type(lab.pipe).__name__) == ("toy", "toy-random", "StableDiffusionPipeline")
     assert np.array_equal(px(lab.txt2img("a red circle", **FAST).image), px(sd_lab.txt2img("a red circle", **FAST).image))
     r = lab.txt2img("x", **FAST)
-    assert r.model["hash"] == info.short_hash and len(r.model["hash"]) == 10
+    assert r.model.hash == info.short_hash and len(r.model.hash) == 10
 
 
 @pytest.mark.parametrize("fixture, mode", [("xl_lab", "txt2img"), ("refiner_lab", "img2img"),

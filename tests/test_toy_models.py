@@ -85,7 +85,7 @@ def test_shipped_style_lora_is_found_by_name_and_changes_the_style(labs, lora):
     prompts = evaluate.grid_prompts(style=style)[::2]  # six: every shape, every background
     without = [lab.txt2img(p, **FAST).image for p in prompts]
     tagged = lab.txt2img(f"{prompts[0]} <lora:{lora}:1>", **FAST)  # the tag finds it on the search path
-    assert tagged.model["loras"] and lab.loras.active == {}  # for that call only
+    assert tagged.model.loras and lab.loras.active == {}  # for that call only
     info = lab.loras.load(path)
     try:
         assert info.coverage == 1.0 and not info.missed

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from conftest import make_lab
-from test_lora import kohya_modules, lora_parts, sd1_sized_lora, write
+from tests.helpers.lora_files import kohya_modules, lora_parts, sd1_sized_lora, write
 
 import labkit
 from labkit import BadInput, Params

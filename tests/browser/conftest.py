@@ -179,7 +179,7 @@ def lora_file(jupyter) -> Path:
     """A kohya LoRA for the embedded `toy` model, written here with the helpers tests/test_lora.py uses: random
     rank-4 up/down weights on every attention projection of the toy UNet (enough to change the picture)."""
     import labkit
-    from test_lora import kohya_unet_diffusers, lora_parts, write
+    from tests.helpers.lora_files import kohya_unet_diffusers, lora_parts, write
 
     lab = labkit.open("toy")
     modules = [(name, shape) for name, shape in kohya_unet_diffusers(lab) if "_attn" in name]

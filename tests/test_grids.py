@@ -1,4 +1,4 @@
-"""labkit.grid: the pure layout, and X/Y/Z grids over tiny random labs (fields, Prompt S/R, LoRA weights, models)."""
+"""labkit.grids: the pure layout, and X/Y/Z grids over tiny random labs (fields, Prompt S/R, LoRA weights, models)."""
 
 import json
 
@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import make_lab
 from PIL import Image
-from test_lora import kohya_modules, lora_parts, write
 
 import labkit
 from labkit import BadInput, Params
-from labkit.grid import auto_upscale, compose, layout
+from labkit.grids import auto_upscale, compose, layout
 from labkit.result import Result
+from tests.helpers.lora_files import kohya_modules, lora_parts, write
 
 BASE = Params(prompt="a red circle on a blue background", steps=2, sampler="Euler", seed=11)
 
@@ -145,7 +145,7 @@ def test_lora_axis_changes_the_picture_and_restores_the_lora(tmp_path):
     off, on = g.results[(0, 0, 0)], g.results[(1, 0, 0)]
     assert np.array_equal(px(off.image), px(before.image))  # weight 0 is the model itself
     assert np.abs(px(on.image) - px(before.image)).mean() > 0.5
-    assert on.params.prompt == BASE.prompt + " <lora:ink:1>" and on.model["loras"][0]["weight"] == 1.0
+    assert on.params.prompt == BASE.prompt + " <lora:ink:1>" and on.model.loras[0].weight == 1.0
     info = lab.loras.info("ink")
     assert info.weights == (0.7, 0.7) and not info.enabled
     after = lab.components["unet"].state_dict()
@@ -172,7 +172,7 @@ def test_model_axis_runs_each_lab_with_the_same_seed():
     g = labkit.grid(a.txt2img, base, x=("model", [a, b]), y=("steps", [1, 2]), progress=False)
     assert g.axes["x"].labels == ["alpha", "beta"]
     beta = g.result(x="beta", y=2)
-    assert beta is g.result(x=b, y=2) and beta.params.model == "beta" and beta.model["name"] == "beta"
+    assert beta is g.result(x=b, y=2) and beta.params.model == "beta" and beta.model.name == "beta"
     assert beta.params == g.result(x="alpha", y=2).params.replace(model="beta")
     assert np.array_equal(px(beta.image), px(b.txt2img(params=BASE).image))
     assert not np.array_equal(px(beta.image), px(g.result(x="alpha", y=2).image))

@@ -1,8 +1,7 @@
-"""Recipes in image files: A1111 infotext written exactly, every supported tool's format read back, real
-results round-tripping through PNG, JPEG and WebP, and parsers that never fail with anything but LabkitError."""
+"""labkit.recipes readers: every supported tool's format read back (A1111, Forge, Fooocus, ComfyUI, InvokeAI), the
+sources read_recipe takes, and parsers that never fail with anything but LabkitError."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,28 +12,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from labkit import metadata as md
 from labkit.errors import BadInput, LabkitError, UnsupportedFile
-from labkit.metadata import (Recipe, infotext, parse_a1111, parse_comfyui, parse_fooocus, parse_invokeai,
-                             parse_text, read_params, read_recipe, save_image)
 from labkit.params import Params
-
-VERSION = md.software()  # "labkit x.y.z"
-STEPS = {"steps": 2, "sampler": "Euler"}
-
-
-def xmp_description(image):
-    """The rdf:Description element of an image's XMP packet, parsed as XML."""
-    import xml.etree.ElementTree as ET
-
-    packet = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
-    packet = packet.decode() if isinstance(packet, bytes) else packet
-    return ET.fromstring(packet.strip("\x00 ")).find(f"{{{RDF}}}RDF/{{{RDF}}}Description")
-
-
-RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
-SOURCE_TYPE = "{http://iptc.org/std/Iptc4xmpExt/2008-02-29/}DigitalSourceType"
-CREATOR_TOOL = "{http://ns.adobe.com/xap/1.0/}CreatorTool"
+from labkit.recipes import (Recipe, parse_comfyui, parse_fooocus, parse_invokeai, parse_text, read_params,
+                            read_recipe)
 
 
 def png_with(tmp_path, name="in.png", **texts):
@@ -45,51 +26,6 @@ def png_with(tmp_path, name="in.png", **texts):
     path = tmp_path / name
     Image.new("RGB", (8, 8), (10, 20, 30)).save(path, pnginfo=info)
     return path
-
-
-# ---- writing: A1111 field order and quoting, compared with hand-written strings ------------------------------
-def test_infotext_txt2img_matches_a1111_layout():
-    p = Params(prompt="a red circle, (blue:1.2)", negative_prompt="blurry", steps=20, cfg=7.0, sampler="DPM++ 2M",
-               schedule="Karras", seed=42, width=512, height=768, noise="a1111-cpu")
-    text = infotext(p, {"name": "v1-5-pruned-emaonly", "hash": "6ce0161689"})
-    assert text == ("a red circle, (blue:1.2)\n"
-                    "Negative prompt: blurry\n"
-                    "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 512x768, "
-                    f"Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, RNG: CPU, Version: {VERSION}")
-
-
-def test_infotext_inpaint_with_every_field_in_order_and_quoted():
-    p = Params(prompt="a star\non two lines", negative_prompt="", steps=30, cfg=6.5, sampler="DDIM",
-               schedule="Automatic", seed=7, width=64, height=64, strength=0.5, mask_blur=8, only_masked=True,
-               padding=16, switch_at=0.7, clip_skip=2, eta=0.25, noise="a1111-gpu", model="ignored", emphasis="Ignore")
-    model = {"name": "my model, v2: final", "hash": "0123456789", "refiner": "xl-refiner", "refiner_hash": "abcdef0123"}
-    extra = {"loras": [{"name": "outline", "weight": 0.8, "hash": "0123456789ab"}, ("star", 1.0, "ba9876543210")]}
-    text = infotext(p, model, mode="inpaint", extra=extra)
-    assert text == ("a star\non two lines\n"
-                    "Steps: 30, Sampler: DDIM, Schedule type: Automatic, CFG scale: 6.5, Seed: 7, Size: 64x64, "
-                    'Model hash: 0123456789, Model: "my model, v2: final", Denoising strength: 0.5, Clip skip: 2, '
-                    "Refiner: xl-refiner [abcdef0123], Refiner switch at: 0.7, Mask blur: 8, "
-                    "Inpaint area: Only masked, "
-                    'Masked area padding: 16, Lora hashes: "outline: 0123456789ab, star: ba9876543210", '
-                    f"Emphasis: Ignore, Eta DDIM: 0.25, Version: {VERSION}")
-
-
-def test_infotext_mode_decides_the_mode_fields():
-    p = Params(prompt="x", seed=1, width=64, height=64, strength=0.4, noise="comfy", sampler="Euler a", eta=1.0)
-    txt = infotext(p, mode="txt2img")
-    img = infotext(p, mode="img2img")
-    assert "Denoising strength" not in txt and "Mask blur" not in txt
-    assert "Denoising strength: 0.4" in img and "Mask blur" not in img
-    assert "RNG: CPU" in txt and "Eta: 1," in txt  # comfy noise: CPU draws; k-diffusion samplers write "Eta"
-
-
-def test_written_infotext_reads_back_through_the_a1111_parser():
-    p = Params(prompt="line one\nline two, (x:1.1)", negative_prompt="bad\nworse", steps=12, cfg=5.5,
-               sampler="DPM++ 2M SDE", schedule="Exponential", seed=99, width=64, height=128, clip_skip=2)
-    r = parse_a1111(infotext(p, {"name": "toy: v1", "hash": "aaaaaaaaaa"}))
-    assert r.tool == "labkit" and r.version == VERSION
-    assert r.params == p.replace(model="toy: v1", noise="a1111-cpu")
-    assert r.model["hash"] == "aaaaaaaaaa" and not r.unmapped
 
 
 # ---- reading A1111 and Forge ---------------------------------------------------------------------------------------
@@ -431,128 +367,9 @@ def test_a_garbled_chunk_gives_way_to_the_next_recipe(tmp_path):
     assert r.tool == "A1111" and any("labkit chunk" in n for n in r.notes)
 
 
-# ---- writing files: real results round trip exactly ----------------------------------------------------------------
-def square_mask(size=64):
-    mask = Image.new("L", (size, size), 0)
-    mask.paste(255, (16, 16, 48, 48))
-    return mask
-
-
-@pytest.fixture(scope="module")
-def results(sd_lab, xl_lab, refiner_lab, tmp_path_factory):
-    """One real Result per mode: txt2img (batch of 2, with a LoRA tag), img2img, inpaint, SDXL with a refiner
-    (cfg 1 skips the unconditional pass: these tests are about recipes, not pictures)."""
-    from tests.test_lora import kohya_modules, lora_parts, write
-
-    folder = tmp_path_factory.mktemp("loras")
-    write(folder / "outline.safetensors", kohya_modules(sd_lab, "kohya"), lora_parts)
-    sd_lab.loras.search_paths = [folder]
-    base = sd_lab.txt2img("a red circle <lora:outline:0.7>", negative_prompt="blurry", seed=11, batch_size=2,
-                          cfg=6.5, **STEPS)
-    return {
-        "txt2img": base,
-        "img2img": sd_lab.img2img(base.image, "a red circle, hat", strength=0.5, seed=12, clip_skip=2, cfg=1.0,
-                                  emphasis="No norm", **STEPS),
-        "inpaint": sd_lab.inpaint(base.image, square_mask(), "a blue square", seed=13, only_masked=True, padding=8,
-                                  mask_blur=2, cfg=1.0, **STEPS),
-        "refiner": xl_lab.txt2img("a blue star", seed=14, switch_at=0.5, refiner=refiner_lab, cfg=1.0, **STEPS),
-    }
-
-
-@pytest.mark.parametrize("which", ["txt2img", "img2img", "inpaint", "refiner"])
-def test_result_save_round_trips_params_exactly(results, which, tmp_path):
-    r = results[which]
-    path = r.save(tmp_path / f"{which}.png")
-    recipe = read_recipe(path)
-    assert read_params(path) == r.params and recipe.tool == "labkit" and recipe.mode == r.mode
-    with Image.open(path) as image:
-        extra = {k: r.model[k] for k in md.EXTRA_KEYS if k in r.model}
-        assert image.text["parameters"] == infotext(r.params, r.model, r.mode, extra)
-        assert ("Lora hashes: \"outline: " in image.text["parameters"]) == (which == "txt2img")
-        assert xmp_description(image).get(SOURCE_TYPE) == md.AI_SOURCE_TYPE
-    a1111 = parse_a1111(infotext(r.params, r.model, r.mode))  # what A1111 would read from the same file
-    assert (a1111.params.seed, a1111.params.steps, a1111.params.prompt) == (r.params.seed, 2, r.params.prompt)
-    assert a1111.mode == {"refiner": "txt2img"}.get(which, which)
-
-
-@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
-def test_jpeg_and_webp_carry_infotext_in_exif_and_the_recipe_in_xmp(results, suffix, tmp_path):
-    r = results["inpaint"]
-    path = r.save(tmp_path / f"out{suffix}")
-    text = infotext(r.params, r.model, r.mode)
-    assert b"UNICODE\x00" + text.encode("utf-16-be") in path.read_bytes()  # piexif/A1111's exact encoding
-    with Image.open(path) as image:
-        exif = image.getexif()
-        assert md.decode_user_comment(exif.get_ifd(md.EXIF_IFD)[md.USER_COMMENT]) == text
-        assert exif[md.EXIF_SOFTWARE] == VERSION
-        description = xmp_description(image)
-        assert description.get(SOURCE_TYPE) == md.AI_SOURCE_TYPE and description.get(CREATOR_TOOL) == VERSION
-    assert read_params(path) == r.params
-    without_xmp = md.recipe_from_chunks({"UserComment": text})  # an A1111-style reader: the infotext alone
-    assert without_xmp.params.prompt == r.params.prompt and without_xmp.params.only_masked is True
-
-
-def test_user_comment_decoding_of_other_writers():
-    assert md.decode_user_comment(b"UNICODE\0" + "héllo, 世界".encode("utf-16-le")) == "héllo, 世界"
-    assert md.decode_user_comment(b"UNICODE\0\xfe\xff" + "ab".encode("utf-16-be")) == "ab"
-    assert md.decode_user_comment(b"ASCII\0\0\0Steps: 3") == "Steps: 3"
-    assert md.decode_user_comment("plain text\0") == "plain text"
-
-
-def test_json_chunk_records_scheduler_versions_and_loras(sd_lab, tmp_path):
-    p = Params(prompt="x <lora:outline:0.7>", seed=1, width=64, height=64, sampler="Euler")
-    extra = {"scheduler": sd_lab.pipe.scheduler, "dtype": "torch.float16", "device": "cuda:0",
-             "loras": [{"name": "outline", "weight": 0.7, "hash": "0123456789ab"}]}
-    path = save_image(Image.new("RGB", (64, 64)), tmp_path / "x.png", p, {"name": "toy"}, extra=extra)
-    with Image.open(path) as image:
-        data = json.loads(image.text["labkit"])
-        assert 'Lora hashes: "outline: 0123456789ab"' in image.text["parameters"]
-    assert data["scheduler"]["class"] == type(sd_lab.pipe.scheduler).__name__
-    assert data["scheduler"]["config"]["num_train_timesteps"] == sd_lab.pipe.scheduler.config.num_train_timesteps
-    assert (data["dtype"], data["device"], data["noise"]) == ("float16", "cuda", "a1111-cpu")
-    assert set(data["libraries"]) == {"labkit", "diffusers", "torch", "transformers"}
-    assert data["libraries"]["diffusers"]  # installed here
-    assert read_recipe(path).loras == extra["loras"]
-
-
-def test_never_overwrites_unless_asked_and_leaves_no_temporary_files(results, tmp_path):
-    path = results["txt2img"].save(tmp_path / "a.png")
-    before = path.read_bytes()
-    with pytest.raises(BadInput, match="a.png already exists.*overwrite=True"):
-        results["img2img"].save(path)
-    assert path.read_bytes() == before
-    results["img2img"].save(path, overwrite=True)
-    assert read_params(path) == results["img2img"].params
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
-
-
-def test_bad_destinations(tmp_path):
-    image, p = Image.new("RGB", (8, 8)), Params(prompt="x")
-    with pytest.raises(BadInput, match=r"\.gif.*\.png"):
-        save_image(image, tmp_path / "x.gif", p)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder")
-    with pytest.raises(BadInput, match=f"folder {blocker}"):  # fails even for root
-        save_image(image, blocker / "x.png", p)
-    assert blocker.read_text() == "not a folder"
-
-
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root writes into read-only folders; the path-under-a-file case covers unwritable folders")
-def test_read_only_folder(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        with pytest.raises(BadInput, match="ro"):
-            save_image(Image.new("RGB", (8, 8)), folder / "x.png", Params(prompt="x"))
-    finally:
-        folder.chmod(0o700)
-
-
 def test_import_stays_light():
-    code = "import sys, labkit.metadata; assert 'torch' not in sys.modules and 'diffusers' not in sys.modules"
-    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
+    code = "import sys, labkit.recipes; assert 'torch' not in sys.modules and 'diffusers' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2]).returncode == 0
 
 
 # ---- properties: parsers return a recipe or a LabkitError, nothing else --------------------------------------------

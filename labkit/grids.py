@@ -25,7 +25,7 @@ from .params import Params
 AXES = ("x", "y", "z")
 FIELDS = tuple(f.name for f in fields(Params))
 # A1111's X/Y/Z axis labels (lower case) -> Params field
-A1111_FIELDS = {"cfg scale": "cfg", "steps": "steps", "sampler": "sampler", "seed": "seed",
+A1111_AXES = {"cfg scale": "cfg", "steps": "steps", "sampler": "sampler", "seed": "seed",
                 "schedule type": "schedule", "denoising": "strength", "clip skip": "clip_skip", "eta": "eta",
                 "width": "width", "height": "height", "negative prompt": "negative_prompt"}
 PROMPT_SR = "prompt s/r"
@@ -83,8 +83,8 @@ def parse_axis(spec, fn=None) -> Axis:
     if not values:
         raise BadInput(f"Axis {name!r} has no values.")
     lower = name.strip().lower()
-    if name in FIELDS and name != "model" or lower in A1111_FIELDS:
-        key = name if name in FIELDS else A1111_FIELDS[lower]
+    if name in FIELDS and name != "model" or lower in A1111_AXES:
+        key = name if name in FIELDS else A1111_AXES[lower]
         if key == "seed":
             from .noise import resolve_seed
 
@@ -97,7 +97,7 @@ def parse_axis(spec, fn=None) -> Axis:
     if lower in MODEL_NAMES:
         return _model_axis(name, values, fn)
     raise BadInput(f"Unknown axis {name!r}. Use a Params field ({', '.join(f for f in FIELDS if f != 'model')}), "
-                   f"an A1111 label ({', '.join(k.title() for k in A1111_FIELDS)}), 'Prompt S/R', "
+                   f"an A1111 label ({', '.join(k.title() for k in A1111_AXES)}), 'Prompt S/R', "
                    f"'lora:<name>' or 'model'.")
 
 
@@ -282,7 +282,7 @@ class Grid:
         """Write the grid as PNG; never replaces an existing file. Chunks: "labkit.grid" (axes + base recipe) and
         the first cell's recipe ("parameters", "labkit"), so `labkit.read_params` on it gives that cell's Params,
         as A1111's grids do."""
-        from .metadata import EXTRA_KEYS, _png_options, _write_atomic, infotext, recipe_dict
+        from .recipes import save_image
 
         path = Path(path)
         if path.suffix.lower() != ".png":
@@ -290,12 +290,8 @@ class Grid:
         if path.exists():
             raise BadInput(f"{path} already exists; a grid never replaces a file: pick another name.")
         first = next(iter(self.results.values()))
-        extra = {key: first.model[key] for key in EXTRA_KEYS if key in first.model}
-        options = _png_options(infotext(first.params, first.model, first.mode, extra),
-                               json.dumps(recipe_dict(first.params, first.model, first.mode, extra)))
-        options["pnginfo"].add_text("labkit.grid", json.dumps(self.description()))
-        _write_atomic(path, lambda f: self.image.save(f, format="PNG", **options), overwrite=False)
-        return path
+        return save_image(self.image, path, first.params, first.model, first.mode,
+                          chunks={"labkit.grid": json.dumps(self.description())})
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
@@ -371,7 +367,7 @@ def wrap(text: str, font, width: int) -> list[str]:
 
 
 @dataclass
-class Layout:
+class GridLayout:
     """Where everything goes: the canvas `size`, each cell's box {(xi, yi, zi): (left, top, right, bottom)} and
     each label as (lines, box) to be centred in that box."""
 
@@ -382,7 +378,7 @@ class Layout:
 
 
 def layout(sizes: dict, x_labels=(), y_labels=(), z_labels=(), *, upscale: int = 1,
-           label_size: int | None = None) -> Layout:
+           label_size: int | None = None) -> GridLayout:
     """Place cells of the given (w, h) sizes {(xi, yi, zi): (w, h)}, scaled by `upscale`, with x labels above the
     columns, y labels left of the rows and z labels as titles over side-by-side panels. An empty label list
     draws no band for that axis."""
@@ -421,7 +417,7 @@ def layout(sizes: dict, x_labels=(), y_labels=(), z_labels=(), *, upscale: int =
                     cx, cy = x0 + (cw - w) // 2, y0 + (ch - h) // 2
                     boxes[(xi, yi, zi)] = (cx, cy, cx + w, cy + h)
     size = (nz * panel_w + (nz - 1) * gap, title + top + ny * ch)
-    return Layout(size, boxes, labels, font)
+    return GridLayout(size, boxes, labels, font)
 
 
 def compose(images: dict, x_labels=(), y_labels=(), z_labels=(), *, upscale: int = 1,
