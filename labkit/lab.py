@@ -190,7 +190,7 @@ class Lab:
         p = p.replace(prompt=with_lora_tags(p.prompt, base_loras, tags))
 
         t = perf_counter()
-        images = self._decode(pipe, latents)
+        images = self.decode(latents, pipe=pipe)
         if mask is not None:
             images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
         timings["decode"] = perf_counter() - t
@@ -218,7 +218,7 @@ class Lab:
     def _denoise(self, mode, pipe, p: Params, image, mask, crop, refiner, on_step, timings: dict):
         """Encode the prompt and run the pipeline to latents (stopping at `switch_at` when a refiner follows)."""
         t = perf_counter()
-        schedule = self._encode(p)
+        schedule = self.encode_prompt(p)
         timings["text"] = perf_counter() - t
         t = perf_counter()
         call = self._call_kwargs(mode, pipe, p, image, mask, crop)
@@ -232,7 +232,8 @@ class Lab:
 
     def _result(self, pipe, p: Params, images, mode, timings, notes, stages, loras, refiner):
         from .noise import batch_seeds
-        from .result import ModelRecord, Result
+        from .recipes.records import ModelRecord
+        from .result import Result
 
         model = ModelRecord(name=self.name, family=self.family, hash=self.model_hash, dtype=self.dtype,
                             device=str(self.device), loras=tuple(loras),
@@ -249,9 +250,6 @@ class Lab:
 
         scheduler = make_scheduler(p.sampler, p.schedule, self.scheduler_config, eta=p.eta)
         if "noise_sampler_seed" in scheduler.config:
-            from .quiet import hide_torchsde_rounding
-
-            hide_torchsde_rounding()
             seeds = batch_seeds(p.seed, p.batch_size, p.noise)
             scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=seeds)
         return scheduler
@@ -259,7 +257,7 @@ class Lab:
     def _eta(self, pipe, p: Params) -> dict:
         return {"eta": p.eta} if p.eta is not None else {}
 
-    def _encode(self, p: Params, batch_size: int | None = None) -> list[dict]:
+    def encode_prompt(self, p: Params, batch_size: int | None = None) -> list[dict]:
         """Embeddings for each sampler step (A1111 prompt syntax, weights, BREAK, schedules, clip skip): steps
         with the same prompt share one dict. An empty negative prompt becomes zeros where the model's config
         says so (SDXL bases: force_zeros_for_empty_prompt, as A1111 does), else the encoding of ""."""
@@ -282,7 +280,7 @@ class Lab:
             latents = draw(gens, p.batch_size, latent_shape).to(device, dtype)  # (B, 4, h, w)
             return {"latents": latents, "width": p.width, "height": p.height, "generator": gens}
         if mode == "img2img":
-            init = self._encode_image(pipe, image, p).repeat(p.batch_size, 1, 1, 1)  # (B, 4, h, w)
+            init = self.encode_image(image, p, pipe=pipe).repeat(p.batch_size, 1, 1, 1)  # (B, 4, h, w)
             return {"image": init, "strength": p.strength, "generator": gens}
         if crop is not None:  # "only masked": work on the region around the mask at the full resolution
             image, mask = image.crop(crop), mask.crop(crop)
@@ -292,20 +290,24 @@ class Lab:
                 "width": p.width, "height": p.height}
         return call | ({"latents": latents} if p.strength == 1.0 else {})
 
-    def _encode_image(self, pipe, image, p: Params):
-        """VAE latents (mean, scaled) of `image` resized to the target size: deterministic, no noise drawn."""
+    def encode_image(self, image, p: Params, *, pipe=None):
+        """VAE latents (mean, scaled) of `image` resized to `p`'s size: deterministic, no noise drawn (what img2img
+        starts from before noising). (1, 4, h, w)"""
         import torch
 
+        pipe = pipe or self.pipeline("img2img")
         vae = self.components["vae"]
         x = pipe.image_processor.preprocess(image, height=p.height, width=p.width)  # (1, 3, H, W) in [-1, 1]
         with torch.no_grad():
             latents = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
         return latents * vae.config.scaling_factor
 
-    def _decode(self, pipe, latents) -> list:
-        """PIL images from latents; a float16 VAE that overflows (SDXL's does) is retried in float32."""
+    def decode(self, latents, *, pipe=None) -> list:
+        """PIL images from (scaled) latents (B, 4, h, w); a float16 VAE that overflows (SDXL's does) is retried in
+        float32."""
         import torch
 
+        pipe = pipe or self.pipe
         vae = self.components["vae"]
         scaled = latents / vae.config.scaling_factor
         with torch.no_grad():
@@ -328,7 +330,7 @@ class Lab:
         """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
         pipe = self.pipeline("img2img")
         pipe.scheduler = self._scheduler(p)
-        schedule = self._encode(p)
+        schedule = self.encode_prompt(p)
         return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps, guidance_scale=p.cfg,
                     num_images_per_prompt=1, output_type="latent", **schedule[-1], **self._eta(pipe, p)).images
 
@@ -357,7 +359,7 @@ class Lab:
 
 def lora_record(applied, stage: str):
     """A LoRA that took part in a run (a LoraRecord), as results and saved recipes record it."""
-    from .result import LoraRecord
+    from .recipes.records import LoraRecord
 
     return LoraRecord(name=applied.name, weight=applied.unet_weight, te_weight=applied.te_weight,
                       hash=applied.hash, stage=stage)

@@ -24,8 +24,8 @@ TORCHSDE_ROUNDING = "Should have ta>=t0"  # torchsde compares float times it rou
 
 def hide_torchsde_rounding() -> None:
     """Hide torchsde's "Should have ta>=t0" warning, which DPM++ SDE's Brownian tree raises when two of its own
-    rounded float times differ by 1e-6: it says nothing about the user's settings. Installed once, narrowly (this
-    message from torchsde only), when labkit first builds such a sampler."""
+    rounded float times differ by 1e-6: it says nothing about the user's settings. Installed narrowly (this
+    message from torchsde only) when labkit resolves such a sampler."""
     import warnings
 
     warnings.filterwarnings("ignore", message=TORCHSDE_ROUNDING, category=UserWarning, module="torchsde")

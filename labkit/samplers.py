@@ -221,6 +221,10 @@ def resolve(name: str, schedule: str | None = AUTOMATIC, version: str | None = N
     """
     sampler, schedule = canonical(name, schedule, version)
     _check_packages(sampler, schedule)
+    if NEEDS.get(sampler, (None,))[0] == "torchsde":
+        from .quiet import hide_torchsde_rounding
+
+        hide_torchsde_rounding()
     cls = getattr(importlib.import_module("diffusers"), SAMPLERS[sampler][0])
     return cls, _flags(sampler, schedule, cls)
 

@@ -4,17 +4,10 @@ import os
 
 import pytest
 
+from tests.helpers.labs import make_lab
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def make_lab(family: str, seed: int = 0, in_channels=None, name=None):
-    from labkit.lab import Lab
-    from labkit.toy.build import fresh_components
-
-    variant = "inpaint" if in_channels == 9 else None
-    return Lab(fresh_components(family, seed=seed, in_channels=in_channels), family, variant=variant,
-               name=name or f"random-{family}")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_lab
+from tests.helpers.labs import make_lab
 from PIL import Image
 
 import labkit

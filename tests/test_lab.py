@@ -86,7 +86,7 @@ def test_params_object_and_overrides(sd_lab):
 
 def test_clip_skip_uses_the_penultimate_layer(sd_lab):
     p = Params(prompt="a red circle", seed=1, **FAST)
-    skip1, skip2 = sd_lab._encode(p)[0], sd_lab._encode(p.replace(clip_skip=2))[0]
+    skip1, skip2 = sd_lab.encode_prompt(p)[0], sd_lab.encode_prompt(p.replace(clip_skip=2))[0]
     ids = sd_lab.components["tokenizer"]("a red circle", padding="max_length", max_length=77,
                                          return_tensors="pt").input_ids
     with torch.no_grad():
@@ -263,8 +263,8 @@ def test_prompt_schedule_switches_mid_run(sd_lab):
     """A1111's [from:to:when]: the UNet sees `from` up to step int(when * steps) (0-based, inclusive, as A1111
     counts), then `to`."""
     seen = positive_text_inputs(sd_lab, "a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Euler")
-    red = sd_lab._encode(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
-    blue = sd_lab._encode(Params(prompt="a blue circle"))[0]["prompt_embeds"][0]
+    red = sd_lab.encode_prompt(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
+    blue = sd_lab.encode_prompt(Params(prompt="a blue circle"))[0]["prompt_embeds"][0]
     assert len(seen) == 6  # the positive half of each CFG batch, once per step
     assert all(torch.equal(e, red) for e in seen[:4]) and all(torch.equal(e, blue) for e in seen[4:])
 
@@ -273,7 +273,7 @@ def test_prompt_schedule_counts_sampler_steps_for_second_order_samplers(sd_lab):
     """Heun runs 2 UNet calls per step after the first (timesteps t0, t1, t1, t2, t2, ...): the switch still
     comes after sampler step int(when * steps), not after that many UNet calls."""
     seen = positive_text_inputs(sd_lab, "a [red:blue:0.5] circle", seed=3, steps=6, cfg=5.0, sampler="Heun")
-    red = sd_lab._encode(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
+    red = sd_lab.encode_prompt(Params(prompt="a red circle"))[0]["prompt_embeds"][0]
     assert len(seen) == 11  # 2 * 6 - 1 UNet calls
     is_red = [torch.equal(e, red) for e in seen]
     assert is_red == [True] * 7 + [False] * 4  # steps 0..3 (calls 0..6) red, steps 4..5 (calls 7..10) blue

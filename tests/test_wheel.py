@@ -55,7 +55,7 @@ assert pixels.shape == (64, 64, 3) and pixels.std() > 5, f"blank picture: std {p
 found = lab.loras.find("outline")
 assert found.parent == package / "toy" / "loras", f"the shipped LoRA 'outline' was found at {found}"
 styled = lab.txt2img("a red circle on a blue background <lora:outline:1>", **settings)
-names = [lora["name"] for lora in styled.model["loras"]]
+names = [lora.name for lora in styled.model.loras]
 change = np.abs(np.asarray(styled.image, dtype=np.float32) - pixels).mean()
 assert names == ["outline"] and change > 1, f"<lora:outline:1> applied {names}, changed pixels by {change:.2f}"
 print(json.dumps({"std": float(pixels.std()), "lora_change": float(change)}))

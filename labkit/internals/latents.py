@@ -1,6 +1,6 @@
 """The VAE and latent space: pixels <-> latents, the scaling factor, latent channels as pictures.
 
-`encode` and `decode` are what labkit's Lab does around the UNet (Lab._encode_image / Lab._decode), written
+`encode` and `decode` are what labkit's Lab does around the UNet (Lab.encode_image / Lab.decode), written
 out: pixels in [-1, 1] -> the VAE posterior's mean -> times `scaling_factor` (so latents have roughly unit
 variance, the scale the UNet was trained on); and back: latents / `scaling_factor` -> VAE decoder -> pixels.
 """

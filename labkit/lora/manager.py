@@ -281,6 +281,11 @@ class LoraManager:
         return {name: (lora.te_weight, lora.unet_weight) for name, lora in self._loras.items() if lora.enabled}
 
     @property
+    def backups(self) -> int:
+        """How many original weights are held to restore them bit for bit (one per weight a LoRA changed)."""
+        return len(self._backups)
+
+    @property
     def loaded(self) -> dict:
         """{name: LoraInfo} of every loaded LoRA, enabled or not."""
         return {name: lora.info() for name, lora in self._loras.items()}

@@ -19,9 +19,10 @@ from .invokeai import parse_invokeai
 from .own import parse_labkit
 from .readers import READERS, Reader, parse_json, parse_text, read_params, read_recipe, recipe_from_chunks
 from .recipe import Recipe
+from .records import LoraRecord, ModelRecord
 from .writer import infotext, recipe_dict, save_image
 
-__all__ = ["READERS", "Reader", "Recipe", "image_chunks", "image_format", "image_options", "infotext",
+__all__ = ["READERS", "LoraRecord", "ModelRecord", "Reader", "Recipe", "image_chunks", "image_format", "image_options", "infotext",
            "parse_a1111", "parse_comfyui", "parse_fooocus", "parse_invokeai", "parse_json", "parse_labkit",
            "parse_text", "read_params", "read_recipe", "recipe_dict", "recipe_from_chunks", "save_image", "software",
            "split_infotext"]

@@ -30,7 +30,7 @@ COMMENT_CODES = {b"UNICODE\0": "utf-16", b"ASCII\0\0\0": "ascii", b"JIS\0\0\0\0\
 
 def software() -> str:
     """What labkit writes as the file's Software / CreatorTool and as infotext's Version: "labkit x.y.z"."""
-    from .. import __version__
+    from ..version import __version__
 
     return f"labkit {__version__}"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from ..errors import BadInput
 from ..files import exists_message, write_atomic
 from ..params import Params
-from ..result import ModelRecord
 from .containers import RGB_ONLY, image_format, image_options, software
 from .infotext import join_infotext, number, title
 from .own import RECIPE_FORMAT
+from .records import ModelRecord
 
 # labkit noise -> A1111 "RNG" (written only when it is not the GPU default). ComfyUI's single CPU draw gives the
 # same first image as A1111's CPU RNG.
@@ -116,7 +116,7 @@ def library_versions() -> dict:
     """Installed versions of labkit and the libraries that shape the pixels (None when missing); no imports."""
     from importlib import metadata
 
-    from .. import __version__
+    from ..version import __version__
 
     versions = {"labkit": __version__}
     for name in LIBRARIES:

@@ -266,7 +266,7 @@ def _open(name_or_lab):
     return name_or_lab
 
 
-def _lora_arg(text: str) -> tuple:
+def lora_arg(text: str) -> tuple:
     """"outline" -> ("outline", 1.0); "outline:0.8" -> ("outline", 0.8)."""
     name, _, weight = text.partition(":")
     try:
@@ -339,7 +339,7 @@ def main(argv=None):
         if args.grid:
             _save(inpaint_grid(args.model, steps=args.steps, cfg=args.cfg, sampler=args.sampler), args.grid)
         return scores
-    loras = dict(_lora_arg(text) for text in args.lora)
+    loras = dict(lora_arg(text) for text in args.lora)
     scores = evaluate(args.model, seeds=range(args.seeds), steps=args.steps, cfg=args.cfg, sampler=args.sampler,
                       refiner=args.refiner, style=args.style, loras=loras, out=args.out)
     print(format_scores(scores))

@@ -33,6 +33,15 @@ def test_notebook_runs(notebook, tmp_path, monkeypatch):
     wanted = executed["metadata"].get("labkit", {}).get("figures")
     assert wanted, f"{notebook.name}: declare the pictures it shows in its metadata: \"labkit\": {{\"figures\": N}}"
     assert count_images(executed) >= wanted, f"{notebook.name}: {count_images(executed)} pictures, expected {wanted}"
+    assert library_warnings(executed) == [], f"{notebook.name}: a library warning reached the reader"
+
+
+def library_warnings(nb) -> list[str]:
+    """Warnings printed in a notebook's outputs that a library raised (labkit's own, which teach, are allowed)."""
+    texts = ["".join(out.get("text", "")) for cell in nb["cells"] if cell["cell_type"] == "code"
+             for out in cell.get("outputs", []) if out.get("name") == "stderr"]
+    return [line for text in texts for line in text.splitlines()
+            if "Warning:" in line and "site-packages" in line]
 
 
 def count_images(nb) -> int:

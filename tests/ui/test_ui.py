@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import make_lab
+from tests.helpers.labs import make_lab
 from tests.helpers.lora_files import kohya_modules, lora_parts, sd1_sized_lora, write
 
 import labkit
@@ -169,7 +169,7 @@ def test_latent_preview_fits_the_vae_and_decodes_small_ones(lab):
     assert Previewer(lab).mode == "full" and Previewer(lab, "approx").mode == "approx"
     with torch.no_grad():
         expected = vae.decode(latents / vae.config.scaling_factor).sample[0]  # (3, 64, 64)
-    got = torch.from_numpy(np.asarray(decode(vae, latents))).permute(2, 0, 1).float() / 127.5 - 1
+    got = torch.from_numpy(np.array(decode(vae, latents))).permute(2, 0, 1).float() / 127.5 - 1  # a writable copy
     assert (got - expected.clamp(-1, 1)).abs().max() < 1 / 127.5 + 1e-6
     with pytest.raises(BadInput, match="preview mode"):
         Previewer(lab, "fancy")

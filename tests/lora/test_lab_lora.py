@@ -5,7 +5,7 @@ import pytest
 
 import labkit
 from labkit import BadInput, LoraMismatch
-from tests.conftest import make_lab
+from tests.helpers.labs import make_lab
 from tests.helpers.lora_files import kohya_modules, lora_parts, write
 
 FAST = {"steps": 3, "sampler": "Euler", "seed": 4}

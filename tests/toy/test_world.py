@@ -326,6 +326,6 @@ def test_bad_input_names_the_options():
 
 def test_import_is_light():
     code = "import sys, labkit.toy.world; print('torch' in sys.modules)"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"

@@ -230,7 +230,7 @@ def test_within_is_a_disk_dilation():
 def test_hand_labels_cover_the_outline_evaluation_and_are_counted_right():
     import importlib.util
 
-    path = Path(__file__).parents[1] / "benchmarks" / "judge_vs_eye.py"
+    path = Path(__file__).parents[2] / "benchmarks" / "judge_vs_eye.py"
     spec = importlib.util.spec_from_file_location("judge_vs_eye", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -440,9 +440,9 @@ def test_evaluate_with_loras_tags_every_prompt_and_keys_the_results(tmp_path):
 
 
 def test_lora_command_line_argument():
-    assert ev._lora_arg("outline") == ("outline", 1.0) and ev._lora_arg("stripes:0.5") == ("stripes", 0.5)
+    assert ev.lora_arg("outline") == ("outline", 1.0) and ev.lora_arg("stripes:0.5") == ("stripes", 0.5)
     with pytest.raises(labkit.BadInput, match="NAME:WEIGHT"):
-        ev._lora_arg("outline:strong")
+        ev.lora_arg("outline:strong")
 
 
 def test_grid_prompts_show_every_shape_and_background():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from labkit.errors import BadInput
 from labkit.prompts import (BREAK, LoraTag, encode, encode_schedule, extract_loras, extract_networks, parse_weights,
                             prompt_at, schedule, tokenize_chunks)
-from tests.conftest import make_lab
+from tests.helpers.labs import make_lab
 
 W = 1.1
 
