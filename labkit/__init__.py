@@ -26,7 +26,7 @@ _LAZY = {
     "grid": ("labkit.grids", "grid"),
 }
 
-__all__ = ["BadInput", "LabkitError", "LoraMismatch", "UnsafeFile", "UnsupportedFile", "Params", *_LAZY]
+__all__ = ["__version__", "BadInput", "LabkitError", "LoraMismatch", "UnsafeFile", "UnsupportedFile", "Params", *_LAZY]
 
 
 def __getattr__(name):

@@ -31,6 +31,13 @@ def save_text(text: str, path) -> Path:
     return write_atomic(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
+def save_json(data, path, sort_keys: bool = False) -> Path:
+    """Write `data` as indented JSON with a final newline at `path`, atomically. Returns the path."""
+    import json
+
+    return save_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n", path)
+
+
 def write_atomic(path, write, overwrite: bool = True) -> Path:
     """Call `write(temp)` on a temporary path in `path`'s folder (made if missing), give the file FILE_MODE and
     move it into place, so a failure never leaves half a file. Returns the path.

@@ -17,14 +17,14 @@ import os
 
 from .errors import UnsupportedFile
 
-CHUNK = 1 << 20  # bytes per read while streaming
+READ_SIZE = 1 << 20  # bytes per read while streaming
 AUTOV1_OFFSET = 0x100000  # 1 MiB
 AUTOV1_LENGTH = 0x10000  # 64 KiB
 
 
 def _update_to_end(digest, f):
     """Feed `digest` with everything from the file's current position to its end."""
-    for chunk in iter(lambda: f.read(CHUNK), b""):
+    for chunk in iter(lambda: f.read(READ_SIZE), b""):
         digest.update(chunk)
 
 

@@ -8,7 +8,7 @@ from .errors import BadInput, UnsafeFile, UnsupportedFile
 from .families import FAMILIES, UNET_PREFIX, VARIANTS_BY_IN_CHANNELS
 from .header import PICKLE_SUFFIXES
 
-DTYPES = ("float32", "float16", "bfloat16")
+TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
 # diffusers folder (pipeline layout, UNet cross-attention width) -> family
 FOLDER_FAMILIES = {(f.layout, f.context_width): f.name for f in FAMILIES.values()}
 
@@ -63,8 +63,8 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
 def _torch_dtype(dtype):
     import torch
 
-    if dtype not in DTYPES:
-        raise BadInput(f"dtype={dtype!r}: use one of {DTYPES} (float16 for CUDA, float32 on the CPU).")
+    if dtype not in TORCH_DTYPES:
+        raise BadInput(f"dtype={dtype!r}: use one of {TORCH_DTYPES} (float16 for CUDA, float32 on the CPU).")
     return getattr(torch, dtype)
 
 

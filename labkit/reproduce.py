@@ -39,8 +39,8 @@ def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     """Run the recipe of `source` (path, PIL image, bytes or infotext) on `lab`; returns a Result whose
     `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=)."""
     from . import samplers
-    from .recipes import read_recipe
     from .noise import effective_mode
+    from .recipes import read_recipe
 
     recipe = read_recipe(source)
     p = recipe.params.replace(**overrides) if overrides else recipe.params
@@ -75,7 +75,8 @@ def _check_model(lab, recipe, report: Report) -> None:
         report.differs["model"] = (f"the recipe's model hash is {want} ({recipe.model.get('name', '?')}); this lab's "
                                    f"is {have} ({lab.name}): another checkpoint draws another picture")
     elif want and not have:
-        report.differs["model"] = f"the recipe names model {recipe.model.get('name', '?')} [{want}]; this lab has no hash"
+        report.differs["model"] = (f"the recipe names model {recipe.model.get('name', '?')} [{want}]; this lab has "
+                                   f"no hash")
     for lora in recipe.loras:
         report.differs.setdefault("loras", "")
         report.differs["loras"] += f"{lora.get('name')} (weight {lora.get('weight')}) must be loaded for a match; "

@@ -10,7 +10,7 @@ trainer calls `write_configs` after training a new VAE. Importing this module wr
 import json
 from pathlib import Path
 
-from ..files import save_text
+from ..files import save_json
 from ..toy.registry import WEIGHTS
 
 ROOT = Path(__file__).parent  # labkit/configs: one folder per family
@@ -151,7 +151,7 @@ def family_configs(toy_scaling) -> dict:
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_text(json.dumps(data, indent=2) + "\n", path)
+    save_json(data, path)
 
 
 def write_configs(root=ROOT, weights=WEIGHTS) -> None:

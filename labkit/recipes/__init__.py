@@ -22,7 +22,7 @@ from .recipe import Recipe
 from .records import LoraRecord, ModelRecord
 from .writer import infotext, recipe_dict, save_image
 
-__all__ = ["READERS", "LoraRecord", "ModelRecord", "Reader", "Recipe", "image_chunks", "image_format", "image_options", "infotext",
-           "parse_a1111", "parse_comfyui", "parse_fooocus", "parse_invokeai", "parse_json", "parse_labkit",
+__all__ = ["READERS", "LoraRecord", "ModelRecord", "Reader", "Recipe", "image_chunks", "image_format", "image_options",
+           "infotext", "parse_a1111", "parse_comfyui", "parse_fooocus", "parse_invokeai", "parse_json", "parse_labkit",
            "parse_text", "read_params", "read_recipe", "recipe_dict", "recipe_from_chunks", "save_image", "software",
            "split_infotext"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from time import perf_counter
 
 from ..errors import BadInput
-from ..files import save_text
+from ..files import save_json
 from .judge import compare, judge
 from .world import STYLES, parse_prompt
 from .world import prompt_set as world_prompt_set
@@ -204,7 +204,7 @@ def merge_results(path, key: str, scores: dict) -> dict:
     table = json.loads(path.read_text()) if path.exists() else {}
     table[key] = {k: v for k, v in scores.items() if k != "failures"} | {"failed": len(scores.get("failures", []))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_text(json.dumps(table, indent=2, sort_keys=True) + "\n", path)
+    save_json(table, path, sort_keys=True)
     return table
 
 

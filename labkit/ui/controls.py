@@ -2,11 +2,11 @@
 
 import ipywidgets as w
 
+from ..noise import MAX_SEED
 from ..params import Params
+from ..prompts.chunks import CHUNK
 from .common import with_summary
 
-CHUNK = 75
-SEED_MAX = 2**32 - 1
 SIZE_STEP = 8  # the VAE works in 8-pixel cells
 
 
@@ -92,7 +92,7 @@ class SamplingControls(w.VBox):
                                       style=style, layout=w.Layout(width="180px"))
         self.height = w.BoundedIntText(p.height or native_size, min=8, max=4096, step=SIZE_STEP,
                                        description="height", style=style, layout=w.Layout(width="180px"))
-        self.seed = w.IntText(p.seed if p.seed >= 0 else self.rng.randint(0, SEED_MAX), description="seed",
+        self.seed = w.IntText(p.seed if p.seed >= 0 else self.rng.randint(0, MAX_SEED), description="seed",
                               style=style, layout=w.Layout(width="220px"))
         self.lock = w.Checkbox(p.seed >= 0, description="lock seed", indent=False, layout=w.Layout(width="100px"))
         self.randomize = w.Button(description="new seed", tooltip="draw a new random seed",
@@ -117,7 +117,7 @@ class SamplingControls(w.VBox):
                 self.batch, self.strength, self.switch_at]
 
     def new_seed(self) -> int:
-        self.seed.value = self.rng.randint(0, SEED_MAX)
+        self.seed.value = self.rng.randint(0, MAX_SEED)
         return self.seed.value
 
     def _snap(self, change) -> None:

@@ -12,14 +12,13 @@ from contextlib import contextmanager
 import ipywidgets as w
 
 from ..errors import BadInput
+from ..families import MODES
 from ..params import Params
 from .common import image_widget, png, show_error, with_summary
 from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
 from .loras import LoraToggles
 from .progress import StepPreview
-
-MODES = ("txt2img", "img2img", "inpaint")
 
 
 class Runner:

@@ -37,5 +37,5 @@ __all__ = [
     "VAE_STYLES", "Run", "StageRecipe", "Tokens", "diffusion_loss", "encode_images", "encode_sd", "encode_xl",
     "index_stream", "inpaint_extra", "inpaint_masks", "inpaint_unet", "load_text_encoder_part", "load_unet_part",
     "load_vae_part", "member_hash", "noise_scheduler", "optimise", "read_part", "read_records", "refiner_time_ids",
-    "save_part", "token_ids", "train", "write_record", "xl_time_ids",
+    "save_part", "to_unit", "token_ids", "train", "write_record", "xl_time_ids",
 ]

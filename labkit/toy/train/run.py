@@ -123,10 +123,10 @@ def unet_stage_start(run, r, family: str):
 # ---- records, manifest and logs --------------------------------------------------------------------------------
 
 def _write_json(path, data):
-    from ...files import save_text
+    from ...files import save_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_text(json.dumps(data, indent=2) + "\n", path)
+    save_json(data, path)
 
 
 def read_records(out):
