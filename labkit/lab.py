@@ -195,7 +195,9 @@ class Lab:
             images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
         timings["decode"] = perf_counter() - t
         timings["total"] = perf_counter() - start
-        return self._result(pipe, p, images, label or mode, timings, notes, stages, loras, refiner)
+        result = self._result(pipe, p, images, label or mode, timings, notes, stages, loras, refiner)
+        result.latents = latents.detach().float().cpu()  # (B, C, h, w), scaled as the UNet sees them
+        return result
 
     def _resolve(self, p: Params, image):
         """(params with seed, size, noise mode and model filled in, the RGB init image or None, notes)."""

@@ -11,7 +11,11 @@ from .recipes.records import ModelRecord
 @dataclass
 class Result:
     """Images, the exact `Params` that made them (seed and size resolved), per-stage timings in seconds, and
-    `model`: the ModelRecord of what ran them (None for results made outside a Lab)."""
+    `model`: the ModelRecord of what ran them (None for results made outside a Lab).
+
+    `latents` are the final latents the VAE decoded, in the UNet's space: the VAE's latent times its
+    `scaling_factor` (diffusers' convention; a ComfyUI LATENT holds them divided by it: `labkit.write_latent`).
+    For inpainting they are the pipeline's output before the original pixels are pasted back outside the mask."""
 
     images: list
     params: Params
@@ -22,6 +26,7 @@ class Result:
     model: ModelRecord | None = None
     stages: dict[str, str] = field(default_factory=dict)
     report: object = None  # set by Lab.reproduce: what of the recipe was honoured
+    latents: object = None  # torch (B, C, h, w) float32 on the CPU: the final latents before the VAE decode
 
     @property
     def image(self):

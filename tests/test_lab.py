@@ -309,3 +309,10 @@ def test_weighted_prompt_changes_the_picture(sd_lab):
     ignored = px(sd_lab.txt2img("a (red:1.5) circle", seed=3, emphasis="Ignore", **FAST).image)
     assert np.abs(plain - weighted).mean() > 0.1
     assert np.array_equal(plain, ignored)
+
+
+def test_result_keeps_the_final_latents_that_decode_to_its_pictures(sd_lab):
+    r = sd_lab.txt2img("a red circle", seed=3, batch_size=2, **FAST)
+    assert tuple(r.latents.shape) == (2, 4, 8, 8) and r.latents.dtype == torch.float32
+    again = sd_lab.decode(r.latents)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(again, r.images))
