@@ -14,7 +14,10 @@ class Params:
 
     Names and units follow A1111's infotext: `cfg` is "CFG scale", `clip_skip=2` is "Clip skip: 2"
     (diffusers' `clip_skip=1`), `sampler`/`schedule` are A1111 names, `<lora:...>` tags stay in `prompt`.
-    `seed=-1` draws a random seed; `width`/`height` of None mean the model's native size.
+    `seed=-1` draws a random seed; `width`/`height` of None mean the model's native size. `noise` names the tool
+    whose noise and sampling start labkit reproduces; `sgm_noise_multiplier` is A1111's setting of that name
+    ("SGM noise multiplier: True"): A1111's k-diffusion samplers then start a full denoise from
+    noise * sqrt(1 + sigma_max^2), as ComfyUI always does, instead of noise * sigma_max.
     """
 
     prompt: str = ""
@@ -36,6 +39,7 @@ class Params:
     emphasis: str = "Original"
     eta: float | None = None
     noise: str = "a1111-cpu"
+    sgm_noise_multiplier: bool = False
     model: str = ""
 
     def replace(self, **changes) -> "Params":

@@ -10,7 +10,7 @@ from .. import samplers
 from ..errors import BadInput
 from ..params import EMPHASIS, Params
 from .infotext import LORA_TAG, name_values, split_infotext, split_title
-from .recipe import TOOL_DEFAULTS, Recipe, float_or_none, map_fields, require_core, to_float, to_int
+from .recipe import TOOL_DEFAULTS, Recipe, float_or_none, map_fields, require_core, to_bool, to_float, to_int
 
 SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 VERSION_RE = re.compile(r"(?:^|v)\d+\.\d+")  # what samplers.canonical can read as an A1111 version
@@ -53,6 +53,7 @@ A1111_FIELDS = {
     "Masked area padding": ("padding", to_int),
     "Batch size": ("batch_size", to_int),
     "Emphasis": ("emphasis", to_emphasis),
+    "SGM noise multiplier": ("sgm_noise_multiplier", to_bool),
 }
 
 

@@ -60,6 +60,16 @@ def to_float(value) -> float:
     return number
 
 
+def to_bool(value) -> bool:
+    """A1111's True / False as written in infotext (or a JSON boolean); ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"{value!r} is not True or False")
+    return text == "true"
+
+
 def to_text(value) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not text")

@@ -81,6 +81,7 @@ def infotext_fields(p: Params, model=None, mode: str = "txt2img", extra: dict | 
         "Masked area padding": p.padding if masked and p.only_masked else None,
         "Lora hashes": _lora_hashes(run.get("loras")),
         "Emphasis": p.emphasis if p.emphasis != "Original" else None,  # A1111: absent means "Original"
+        "SGM noise multiplier": True if p.sgm_noise_multiplier else None,  # A1111 writes it only when on
         ETA_FIELD.get(p.sampler, "Eta"): number(p.eta) if p.eta is not None else None,
         "Version": software(),
     }

@@ -51,3 +51,18 @@ def test_written_infotext_reads_back_through_the_a1111_parser():
     assert r.tool == "labkit" and r.version == VERSION
     assert r.params == p.replace(model="toy: v1", noise="a1111-cpu")
     assert r.model["hash"] == "aaaaaaaaaa" and not r.unmapped
+
+
+def test_sgm_noise_multiplier_is_written_only_when_on_and_read_back():
+    from labkit import Params
+    from labkit.recipes import infotext, parse_a1111
+
+    on = Params(prompt="a cat", seed=1, width=64, height=64, sgm_noise_multiplier=True)
+    assert "SGM noise multiplier: True" in infotext(on)
+    assert "SGM noise multiplier" not in infotext(on.replace(sgm_noise_multiplier=False))  # A1111: absent = off
+    assert parse_a1111(infotext(on)).params.sgm_noise_multiplier is True
+    text = "a cat\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, SGM noise multiplier: True"
+    assert parse_a1111(text).params.sgm_noise_multiplier is True
+    assert parse_a1111(text.replace(", SGM noise multiplier: True", "")).params.sgm_noise_multiplier is False
+    odd = parse_a1111(text.replace("True", "maybe"))
+    assert odd.params.sgm_noise_multiplier is False and odd.unmapped["SGM noise multiplier"] == "maybe"
