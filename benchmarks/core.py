@@ -36,14 +36,16 @@ def lab_for(family: str):
 
 
 def plain_call(lab, steps: int, cfg: float, seed: int):
-    """What a diffusers user writes: the stock pipeline, the same scheduler class/flags, noise passed in."""
-    from labkit import samplers
+    """What a diffusers user writes for the same work: the stock pipeline, called with the scheduler labkit runs
+    (Euler on A1111's noise levels, `lab.scheduler`) and the same starting latents passed in."""
     from labkit.noise import initial_noise
+    from labkit.sampling.start import first_latents, pipeline_latents
 
     pipe = lab.pipe
-    cls, flags = samplers.resolve("Euler")
-    pipe.scheduler = cls.from_config(lab.scheduler_config, **flags)
-    latents = initial_noise(seed, 1, (4, 8, 8), "a1111-cpu")
+    p = lab.params(sampler="Euler", steps=steps, cfg=cfg, seed=seed)
+    pipe.scheduler = lab.scheduler(p)
+    start = first_latents(pipe.scheduler, p, initial_noise(seed, 1, (4, 8, 8), "a1111-cpu"))
+    latents = pipeline_latents(pipe.scheduler, start)
     return pipe(PROMPT, num_inference_steps=steps, guidance_scale=cfg, latents=latents).images[0]
 
 

@@ -162,12 +162,13 @@ class Lab:
 
         start = perf_counter()
         p, image, notes = self._resolve(p, image)
-        pipe = self.pipeline(mode)
+        scheduler = self.scheduler(p, mode)
+        pipe = self.pipeline(self._pipeline_mode(mode, scheduler))
         crop = None
         if mask is not None:
             mask = im.blur(pipe, im.check_mask(mask, image), p.mask_blur)
             crop = im.crop_region(pipe, mask, p) if p.only_masked else None
-        pipe.scheduler = self._scheduler(p)
+        pipe.scheduler = scheduler
         timings, stages = {}, {"base": self.name or self.family}
 
         from .prompts import extract_networks
@@ -229,8 +230,9 @@ class Lab:
         call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
         latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
                        num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
+        plan = getattr(pipe.scheduler, "labkit_plan", None)
         timings["denoise"] = perf_counter() - t
-        return latents
+        return latents if plan is None or refiner is not None else latents * plan.end_scale
 
     def _result(self, pipe, p: Params, images, mode, timings, notes, stages, loras, refiner):
         from .noise import batch_seeds
@@ -244,17 +246,19 @@ class Lab:
         return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise), mode=mode,
                       timings=timings, notes=notes, model=model, stages=stages)
 
-    def _scheduler(self, p: Params):
-        """The sampler for `p`; SDE samplers get their Brownian noise seeded from the images' seeds (as A1111
-        seeds it), else diffusers would seed it from torch's global RNG and the picture would not repeat."""
-        from .noise import batch_seeds
-        from .samplers import make_scheduler
+    def scheduler(self, p: Params, mode: str = "txt2img"):
+        """The diffusers scheduler a run of `p` uses: `p.sampler` following the schedule, timesteps and start of
+        `p.noise`'s tool (A1111 or ComfyUI) where labkit can make it (`labkit.sampling`); a refiner keeps
+        diffusers' own schedule. A fresh object each call (it carries the run's plan)."""
+        from .sampling.start import scheduler_for
 
-        scheduler = make_scheduler(p.sampler, p.schedule, self.scheduler_config, eta=p.eta)
-        if "noise_sampler_seed" in scheduler.config:
-            seeds = batch_seeds(p.seed, p.batch_size, p.noise)
-            scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=seeds)
-        return scheduler
+        return scheduler_for(self, p, mode if self.layout != "refiner" else "refine")
+
+    def _pipeline_mode(self, mode: str, scheduler) -> str:
+        """img2img that follows a tool's plan runs in the txt2img pipeline from latents labkit noised itself
+        (diffusers' SD img2img pipeline draws its own noise and cuts the schedule its own way)."""
+        planned = getattr(scheduler, "labkit_plan", None) is not None
+        return "txt2img" if mode == "img2img" and planned and self.variant != "inpaint" else mode
 
     def _eta(self, pipe, p: Params) -> dict:
         return {"eta": p.eta} if p.eta is not None else {}
@@ -271,26 +275,31 @@ class Lab:
                                batch_size=batch_size or p.batch_size)
 
     def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
-        """The mode-specific pipeline arguments: initial noise, init image latents, mask."""
+        """The mode-specific pipeline arguments: the starting latents the tool would start from (labkit's
+        float32 noise, scaled; for img2img added to the picture's latents), init image, mask."""
         from .noise import draw, generators
+        from .sampling.start import first_latents, pipeline_latents
 
         h, w = p.height // self.vae_scale, p.width // self.vae_scale
         latent_shape = (self.components["vae"].config.latent_channels, h, w)
         device, dtype = pipe._execution_device, self.components["unet"].dtype
-        gens = generators(p.seed, p.batch_size, p.noise)
-        if mode == "txt2img":  # the generators then give ancestral / SDE samplers their step noise
-            latents = draw(gens, p.batch_size, latent_shape).to(device, dtype)  # (B, 4, h, w)
-            return {"latents": latents, "width": p.width, "height": p.height, "generator": gens}
-        if mode == "img2img":
+        gens = generators(p.seed, p.batch_size, p.noise)  # then feeding ancestral / SDE samplers their step noise
+        size = {"width": p.width, "height": p.height, "generator": gens}
+        if mode == "txt2img" or (mode == "img2img" and "strength" not in pipe_arguments(pipe)):
+            init = self.encode_image(image, p, pipe=pipe).repeat(p.batch_size, 1, 1, 1) if mode == "img2img" else None
+            noise = draw(gens, p.batch_size, latent_shape).to(device)  # (B, 4, h, w) float32
+            start = first_latents(pipe.scheduler, p, noise, None if init is None else init.float())
+            return {"latents": pipeline_latents(pipe.scheduler, start).to(dtype), **size}
+        if mode == "img2img":  # a sampler labkit cannot plan: diffusers' img2img pipeline noises the picture
             init = self.encode_image(image, p, pipe=pipe).repeat(p.batch_size, 1, 1, 1)  # (B, 4, h, w)
             return {"image": init, "strength": p.strength, "generator": gens}
         if crop is not None:  # "only masked": work on the region around the mask at the full resolution
             image, mask = image.crop(crop), mask.crop(crop)
-        if p.strength == 1.0:  # from scratch: labkit's own float32 noise, exactly as in txt2img
-            latents = draw(gens, p.batch_size, latent_shape).to(device, dtype)  # (B, 4, h, w)
-        call = {"image": image, "mask_image": mask, "strength": p.strength, "generator": gens,
-                "width": p.width, "height": p.height}
-        return call | ({"latents": latents} if p.strength == 1.0 else {})
+        call = {"image": image, "mask_image": mask, "strength": p.strength, **size}
+        if p.strength < 1.0:
+            return call
+        noise = draw(gens, p.batch_size, latent_shape).to(device)  # from scratch, started as in txt2img
+        return call | {"latents": pipeline_latents(pipe.scheduler, first_latents(pipe.scheduler, p, noise)).to(dtype)}
 
     def encode_image(self, image, p: Params, *, pipe=None):
         """VAE latents (mean, scaled) of `image` resized to `p`'s size: deterministic, no noise drawn (what img2img
@@ -331,7 +340,7 @@ class Lab:
     def _refine(self, latents, p: Params):
         """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
         pipe = self.pipeline("img2img")
-        pipe.scheduler = self._scheduler(p)
+        pipe.scheduler = self.scheduler(p)
         schedule = self.encode_prompt(p)
         return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps, guidance_scale=p.cfg,
                     num_images_per_prompt=1, output_type="latent", **schedule[-1], **self._eta(pipe, p)).images
@@ -385,6 +394,13 @@ def load_refiner_loras(refiner, requests) -> None:
         name = Path(path).stem
         if name not in refiner.loras.loaded:
             refiner.loras.load(path, weight=weight)
+
+
+def pipe_arguments(pipe) -> set:
+    """The keyword arguments a pipeline's __call__ takes."""
+    import inspect
+
+    return set(inspect.signature(type(pipe).__call__).parameters)
 
 
 def sampler_step(scheduler, index: int) -> int:

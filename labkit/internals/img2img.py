@@ -1,16 +1,17 @@
 """img2img: strength picks where in the schedule the run starts.
 
-The pipeline builds the full `steps`-step schedule, noises the image's latents to the level of the step
-`start_step(steps, strength)` and runs only the steps from there: strength 1.0 runs them all (from pure noise),
-strength 0.3 only the last 30%.
+labkit runs img2img as A1111 does (its default tool): build the full `steps`-step schedule, noise the image's
+latents to the level of step `start_step(steps, strength)` (latents + noise * sigma there) and run the steps from
+there: t_enc = int(min(strength, 0.999) * steps) and t_enc + 1 steps run, so strength 1.0 runs them all (and the
+image still leaks in), strength 0.3 only the last 30 % plus one. (diffusers' own img2img pipeline runs int(steps
+* strength) steps; ComfyUI runs all `steps` steps of a schedule int(steps / denoise) long: noise="comfy".)
 """
 
 
 def start_step(steps: int, strength: float) -> int:
-    """The first step index the img2img pipeline runs (diffusers' `get_timesteps`):
-    init_timestep = min(int(steps * strength), steps); t_start = max(steps - init_timestep, 0)."""
-    init_timestep = min(int(steps * strength), steps)
-    return max(steps - init_timestep, 0)
+    """The first step index A1111's img2img runs: steps - t_enc - 1, t_enc = int(min(strength, 0.999) * steps)
+    (modules/sd_samplers_common.setup_img2img_steps, KDiffusionSampler.sample_img2img)."""
+    return steps - int(min(strength, 0.999) * steps) - 1
 
 
 def expected_timesteps(lab, steps: int, strength: float, sampler: str = "Euler", schedule: str = "Automatic"):

@@ -1,15 +1,16 @@
 """The sampling loop by hand: what diffusers' txt2img pipelines do, in a dozen readable lines.
 
 `sample` gives the same latents as `lab.txt2img` (checked by `pipeline_latents` and the tests): the same prompt
-embeddings (labkit's A1111-style encoding), the same float32 initial noise (labkit.noise), the same scheduler
-(labkit.samplers), and per step: scale the input, run the UNet on [negative, positive], mix with the guidance
-scale, let the scheduler step. LoRAs are not applied here; load none (or compare without them).
+embeddings (labkit's A1111-style encoding), the same float32 initial noise (labkit.noise) started as the chosen
+tool starts it, the same scheduler following the same tool's noise levels (`lab.scheduler`), and per step:
+scale the input, run the UNet on [negative, positive], mix with the guidance scale, let the scheduler step. LoRAs
+are not applied here; load none (or compare without them).
 """
 
 from ..lab import sampler_step
 from ..noise import draw, generators
 from ..prompts import encode_schedule
-from ..samplers import make_scheduler
+from ..sampling.start import first_latents
 
 
 def prompt_embeddings(lab, prompt: str, negative_prompt: str = "", steps: int = 20, clip_skip: int = 1) -> list:
@@ -35,25 +36,26 @@ def unet_inputs(lab, embeds: dict, guided: bool, width: int, height: int) -> dic
 
 def sample(lab, prompt: str, negative_prompt: str = "", steps: int = 20, cfg: float = 7.0, seed: int = 0,
            sampler: str = "Euler", schedule: str = "Automatic", width: int | None = None, height: int | None = None,
-           on_step=None, clip_skip: int = 1, generator=None):
+           on_step=None, clip_skip: int = 1, generator=None, noise: str = "a1111-cpu"):
     """Final latents (1, C, height/8, width/8) of txt2img, computed by a hand-written loop.
 
     `on_step(i, total, latents)` is called after each step, as Lab's. As in Lab, the seed's generator first
     draws the initial noise and then feeds ancestral and SDE samplers their step noise; pass `generator` to
-    use another one for the step noise.
+    use another one for the step noise. `noise` picks the tool whose start and noise levels are followed.
     """
     import torch
 
     unet = lab.components["unet"]
     width, height = width or lab.native_size, height or lab.native_size
     conds = prompt_embeddings(lab, prompt, negative_prompt, steps, clip_skip)
-    scheduler = make_scheduler(sampler, schedule, lab.scheduler_config)
-    scheduler.set_timesteps(steps, device=unet.device)
+    p = lab.params(steps=steps, cfg=cfg, seed=seed, sampler=sampler, schedule=schedule, noise=noise)
+    scheduler = lab.scheduler(p)  # the tool's noise levels and timesteps in a diffusers scheduler
     shape = (lab.components["vae"].config.latent_channels, height // lab.vae_scale, width // lab.vae_scale)
-    gens = generators(seed, 1, "a1111-cpu")
-    latents = draw(gens, 1, shape).to(unet.device, unet.dtype)  # (1, 4, h, w), labkit's float32 noise
+    gens = generators(seed, 1, noise)
+    unit = draw(gens, 1, shape)  # (1, 4, h, w): labkit's float32 noise
+    latents = first_latents(scheduler, p, unit).to(unet.device, unet.dtype)  # A1111 Euler: unit * sigma_max
+    scheduler.set_timesteps(steps, device=unet.device)
     generator = gens if generator is None else generator
-    latents = latents * scheduler.init_noise_sigma  # Euler-like samplers start at sigma_max, not 1
     guided = cfg > 1
     extra = {"generator": generator} if "generator" in _step_args(scheduler) else {}
     total = len(scheduler.timesteps)
@@ -62,11 +64,11 @@ def sample(lab, prompt: str, negative_prompt: str = "", steps: int = 20, cfg: fl
             inputs = unet_inputs(lab, conds[min(sampler_step(scheduler, i), steps - 1)], guided, width, height)
             x = torch.cat([latents] * 2) if guided else latents  # (2, 4, h, w): negative, positive
             x = scheduler.scale_model_input(x, t)  # Euler-like: x / sqrt(sigma^2 + 1)
-            noise = unet(x, t, **inputs).sample  # (2, 4, h, w) predicted noise
+            eps = unet(x, t, **inputs).sample  # (2, 4, h, w) predicted noise
             if guided:
-                noise_uncond, noise_text = noise.chunk(2)  # (1, 4, h, w) each
-                noise = noise_uncond + cfg * (noise_text - noise_uncond)
-            latents = scheduler.step(noise, t, latents, **extra).prev_sample  # (1, 4, h, w)
+                eps_uncond, eps_text = eps.chunk(2)  # (1, 4, h, w) each
+                eps = eps_uncond + cfg * (eps_text - eps_uncond)
+            latents = scheduler.step(eps, t, latents, **extra).prev_sample  # (1, 4, h, w)
             if on_step is not None:
                 on_step(i, total, latents)
     return latents

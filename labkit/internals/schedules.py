@@ -51,23 +51,26 @@ def forward_noise(lab, image, timesteps, seed: int = 0):
     return [decode(lab, x[None]) for x in noised], noised
 
 
-def scheduler_for(lab, sampler: str, steps: int, schedule: str = "Automatic"):
-    """The diffusers scheduler labkit builds for `sampler` / `schedule` on this model, with `steps` set."""
-    from ..samplers import make_scheduler
-
-    scheduler = make_scheduler(sampler, schedule, lab.scheduler_config)
+def scheduler_for(lab, sampler: str, steps: int, schedule: str = "Automatic", noise: str = "a1111-cpu"):
+    """The diffusers scheduler a txt2img run of `lab` uses for `sampler` / `schedule` (following the noise levels
+    of `noise`'s tool, A1111 by default), with `steps` set."""
+    scheduler = lab.scheduler(lab.params(sampler=sampler, schedule=schedule, steps=steps, noise=noise))
     scheduler.set_timesteps(steps)
     return scheduler
 
 
-def sampler_sigmas(lab, sampler: str, schedule: str = "Automatic", steps: int = 20):
+def sampler_sigmas(lab, sampler: str, schedule: str = "Automatic", steps: int = 20, noise: str = "a1111-cpu"):
     """The sigmas the sampler walks through (numpy, usually steps + 1 values ending at 0), as labkit runs it.
 
-    Schedulers without a sigma list (DDIM, PLMS) get sigma = sqrt((1 - a_t) / a_t) at their timesteps, then 0.
+    Schedulers without a sigma list (DDIM, PLMS) get sigma = sqrt((1 - a_t) / a_t) at their timesteps, then
+    the level where the run ends.
     """
     import numpy as np
 
-    scheduler = scheduler_for(lab, sampler, steps, schedule)
+    scheduler = scheduler_for(lab, sampler, steps, schedule, noise)
+    plan = getattr(scheduler, "labkit_plan", None)
+    if plan is not None:
+        return plan.sigmas.double().cpu().numpy()
     if getattr(scheduler, "sigmas", None) is not None:
         return scheduler.sigmas.double().cpu().numpy()
     a = scheduler.alphas_cumprod.double()[scheduler.timesteps.long()].cpu().numpy()  # (steps,)

@@ -92,8 +92,9 @@ def test_sampler_sigmas_karras_vs_uniform(sd_lab):
         assert sigmas[0] == pytest.approx(sigma_max, rel=1e-3)
         assert sigmas[-1] == 0 and np.all(np.diff(sigmas) < 0)
     assert karras[5] < uniform[5]  # Karras spends more steps at low noise
-    ddim = schedules.sampler_sigmas(sd_lab, "DDIM", "Automatic", 10)  # no sigma list: computed from timesteps
-    assert len(ddim) == 11 and ddim[-1] == 0 and np.all(np.diff(ddim) < 0)
+    # A1111's DDIM: grid 1, 101, ..., 901; a UNet call at each point above t = 1, the run ending at t = 1
+    ddim = schedules.sampler_sigmas(sd_lab, "DDIM", "Automatic", 10)
+    assert len(ddim) == 10 and ddim[-1] == pytest.approx(0.0413, abs=1e-4) and np.all(np.diff(ddim) < 0)
 
 
 def test_forward_noise(sd_lab):
@@ -110,11 +111,11 @@ def test_forward_noise(sd_lab):
 
 # ---- img2img -------------------------------------------------------------------------------------------------
 
-def test_start_step_formula():
-    assert img2img.start_step(20, 0.75) == 5
+def test_start_step_formula():  # A1111: t_enc = int(min(strength, 0.999) * steps); t_enc + 1 steps run
+    assert img2img.start_step(20, 0.75) == 4  # 16 steps run
     assert img2img.start_step(20, 1.0) == 0
-    assert img2img.start_step(10, 0.33) == 7  # int(3.3) = 3 steps run
-    assert img2img.start_step(7, 0.5) == 4
+    assert img2img.start_step(10, 0.33) == 6  # int(3.3) = 3, 4 steps run
+    assert img2img.start_step(7, 0.5) == 3
 
 
 @pytest.mark.parametrize("steps, strength, sampler", [(10, 0.5, "Euler"), (7, 0.75, "DPM++ 2M"),
