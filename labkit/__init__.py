@@ -20,6 +20,8 @@ _LAZY = {
     "tokenizer": ("labkit.tokenizers", "tokenizer"),
     "read_params": ("labkit.recipes", "read_params"),
     "read_recipe": ("labkit.recipes", "read_recipe"),
+    "read_latent": ("labkit.latent_files", "read_latent"),
+    "write_latent": ("labkit.latent_files", "write_latent"),
     "samplers": ("labkit.samplers", None),
     "noise": ("labkit.noise", None),
     "hashes": ("labkit.hashes", None),
