@@ -75,3 +75,29 @@ def extend_canvas(image, left=0, right=0, top=0, bottom=0):
     mask = Image.new("L", canvas.size, 255)
     mask.paste(Image.new("L", (w, h), 0), (left, top))
     return canvas, mask
+
+
+def decode_latents(vae, latents):
+    """The VAE decoder's pixels (B, 3, H, W) float32 in about [-1, 1] of UNet-space `latents` (divided by the
+    scaling factor first). A float16 VAE that overflows (SDXL's does) is rerun in float32 and left as it was."""
+    import torch
+
+    scaled = latents / vae.config.scaling_factor
+    with torch.no_grad():
+        x = vae.decode(scaled.to(vae.device, vae.dtype)).sample
+        if vae.dtype == torch.float16 and not torch.isfinite(x).all():
+            try:
+                x = vae.to(torch.float32).decode(scaled.to(vae.device, torch.float32)).sample
+            finally:
+                vae.to(torch.float16)
+    return x.float()
+
+
+def to_pictures(x) -> list:
+    """Pixels (B, 3, H, W) in [-1, 1] as 8-bit PIL pictures, as A1111 and ComfyUI save them: mapped to [0, 1],
+    clamped, times 255 and truncated (diffusers rounds instead: a level apart in about half the values)."""
+    import numpy as np
+    from PIL import Image
+
+    x = ((x.float() + 1) / 2).clamp(0, 1) * 255  # (B, 3, H, W) in [0, 255]
+    return [Image.fromarray(frame) for frame in x.permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)]

@@ -314,19 +314,11 @@ class Lab:
         return latents * vae.config.scaling_factor
 
     def decode(self, latents, *, pipe=None) -> list:
-        """PIL images from (scaled) latents (B, 4, h, w); a float16 VAE that overflows (SDXL's does) is retried in
-        float32."""
-        import torch
+        """PIL pictures of UNet-space latents (B, C, h, w), decoded by the VAE (a float16 VAE that overflows, as
+        SDXL's does, is retried in float32) and made 8-bit as A1111 and ComfyUI make them (truncated)."""
+        from .images import decode_latents, to_pictures
 
-        pipe = pipe or self.pipe
-        vae = self.components["vae"]
-        scaled = latents / vae.config.scaling_factor
-        with torch.no_grad():
-            x = vae.decode(scaled.to(vae.dtype)).sample
-            if vae.dtype == torch.float16 and not torch.isfinite(x).all():
-                x = vae.to(torch.float32).decode(scaled.float()).sample
-                vae.to(torch.float16)
-        return pipe.image_processor.postprocess(x.float(), output_type="pil")
+        return to_pictures(decode_latents(self.components["vae"], latents))
 
     # ---- refiner ---------------------------------------------------------------------------------------
     def _check_refiner(self, refiner: "Lab") -> None:

@@ -85,11 +85,7 @@ class Previewer:
 
 
 def decode(vae, latents):
-    """The first picture of scaled `latents` decoded by the VAE, as a PIL image."""
-    import torch
-    from PIL import Image
+    """The first picture of scaled `latents` decoded by the VAE, as a PIL image (what the final picture shows)."""
+    from .images import decode_latents, to_pictures
 
-    with torch.no_grad():
-        x = vae.decode(latents[:1].to(vae.device, vae.dtype) / vae.config.scaling_factor).sample[0]  # (3, H, W)
-    pixels = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(pixels, "RGB")
+    return to_pictures(decode_latents(vae, latents[:1]))[0]

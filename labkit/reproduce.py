@@ -1,4 +1,10 @@
-"""Regenerate an image from the recipe in its file, and say exactly what could and could not be honoured."""
+"""Regenerate an image from the recipe in its file, and say exactly what could and could not be honoured.
+
+Nothing is reported as honoured on faith: a field is honoured when the run used it as the recipe gave it, and
+everything else that changes pixels is listed under `differs` with the reason: the model, LoRAs that could not be
+found, a noise stream another tool draws differently, precision the recipe does not record, sampling labkit has
+not been checked against the tool for.
+"""
 
 from dataclasses import dataclass, field
 
@@ -8,21 +14,32 @@ from .errors import BadInput
 STOCHASTIC = ("Euler a", "DPM2 a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "LCM")
 # Params fields the report lists as honoured when the run used them as the recipe gave them
 REPORTED = ("prompt", "negative_prompt", "steps", "cfg", "sampler", "schedule", "seed", "width", "height",
-            "clip_skip", "strength", "switch_at", "noise", "emphasis")
+            "clip_skip", "strength", "switch_at", "noise", "sgm_noise_multiplier", "emphasis")
+# tool -> what it runs in half precision on a GPU by default (a recipe never says whether it ran on one)
+HALF_PRECISION = {
+    "A1111": "the UNet and text encoder in float16 (--precision autocast)",
+    "Forge": "the UNet and text encoder in float16",
+    "ComfyUI": "the text encoder in float16 and the UNet and VAE in float16 or bfloat16",
+    "InvokeAI": "the UNet, text encoder and VAE in float16",
+    "Fooocus": "the UNet and text encoder in float16",
+}
 
 
 @dataclass
 class Report:
-    """`honoured`: fields used as written; `differs`: {field: why it cannot match}; `ignored`: fields labkit has
-    no setting for, with their values; `tool`: which program wrote the recipe."""
+    """`honoured`: fields used as written; `differs`: {what: why it cannot match}; `ignored`: fields labkit has
+    no setting for, with their values; `loras`: how each of the recipe's LoRAs was applied; `tool`: which program
+    wrote the recipe."""
 
     tool: str
     honoured: list = field(default_factory=list)
     differs: dict = field(default_factory=dict)
     ignored: dict = field(default_factory=dict)
+    loras: list = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"recipe written by {self.tool}", f"honoured: {', '.join(self.honoured) or '-'}"]
+        lines += [f"lora: {line}" for line in self.loras]
         lines += [f"differs: {k}: {why}" for k, why in self.differs.items()]
         if self.ignored:
             lines.append("ignored: " + ", ".join(f"{k}={v}" for k, v in self.ignored.items()))
@@ -37,9 +54,9 @@ def _used(mode: str, refiner) -> list:
 
 def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     """Run the recipe of `source` (path, PIL image, bytes or infotext) on `lab`; returns a Result whose
-    `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=)."""
+    `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=). The
+    recipe's LoRAs are applied when found on `lab.loras.search_paths`, by name or else by hash."""
     from . import samplers
-    from .noise import effective_mode
     from .recipes import read_recipe
 
     recipe = read_recipe(source)
@@ -52,13 +69,13 @@ def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     except BadInput as exc:
         raise BadInput(f"The recipe's sampler cannot run here: {exc} Pass sampler=... (and schedule=...) to "
                        f"reproduce with another one.\n{report}") from exc
-    if p.sampler in STOCHASTIC and recipe.tool != "labkit":  # labkit's own step noise repeats for a seed
-        report.differs["sampler"] = (f"{p.sampler} draws new noise at every step; {recipe.tool}'s per-step noise "
-                                     f"stream cannot be matched bit for bit, so the picture will be similar, not equal")
-    if effective_mode(p.noise)[0] != p.noise:
-        report.differs["noise"] = "the recipe used A1111's GPU noise; without CUDA labkit drew CPU noise"
+    prompt, removed = _with_loras(lab, recipe, p.prompt, report)
+    if removed:
+        report.differs["prompt"] = f"ran without {', '.join(removed)}: the LoRA was not found"
+    p = p.replace(prompt=prompt, model=lab.name)
+    _tool_differences(lab, recipe, p, report)
     run = _runner(lab, recipe.mode, image, mask, refiner, recipe, report)
-    result = run(params=p.replace(model=lab.name))
+    result = run(params=p)
     used = _used(recipe.mode, refiner)
     report.honoured = [f for f in used if f not in report.differs and getattr(result.params, f) == getattr(p, f)]
     for f in used:
@@ -77,9 +94,55 @@ def _check_model(lab, recipe, report: Report) -> None:
     elif want and not have:
         report.differs["model"] = (f"the recipe names model {recipe.model.get('name', '?')} [{want}]; this lab has "
                                    f"no hash")
+
+
+def _with_loras(lab, recipe, prompt: str, report: Report) -> tuple[str, list]:
+    """(the prompt with a `<lora:name:te:unet>` tag for each of the recipe's LoRAs it does not tag yet (ComfyUI
+    keeps them in its graph), the tags removed). A LoRA found only by hash is linked under the recipe's name; one
+    not found at all has its tag removed, and the report says so."""
+    import re
+
+    from .prompts import extract_networks
+    from .recipes.infotext import lora_tag
+
+    tagged = {tag.name for tag in extract_networks(prompt)[1]}
+    added, removed = [], []
     for lora in recipe.loras:
-        report.differs.setdefault("loras", "")
-        report.differs["loras"] += f"{lora.get('name')} (weight {lora.get('weight')}) must be loaded for a match; "
+        name = lora.get("name")
+        found = lab.loras.locate(name, lora.get("hash")) if name else None
+        if found is None:
+            report.differs[f"lora {name}"] = (f"not found on lab.loras.search_paths by name or by hash "
+                                              f"({lora.get('hash') or 'none given'}): the picture is drawn without it")
+            pattern = rf"\s*<(?:lora|lyco):{re.escape(name)}(?::[^>]*)?>"
+            removed += re.findall(pattern, prompt)
+            prompt = re.sub(pattern, "", prompt)
+            continue
+        if found.stem != name:
+            lab.loras.link(name, found)
+        how = "by name" if found.stem == name else f"by hash as {found.name}"
+        if name not in tagged:
+            added.append(lora_tag({**lora, "name": name}))
+        report.loras.append(f"{name} found {how}, applied as {lora_tag(lora) if name not in tagged else 'tagged'}")
+    return (" ".join([prompt, *added]) if added else prompt), [tag.strip() for tag in removed]
+
+
+def _tool_differences(lab, recipe, p, report: Report) -> None:
+    """What another tool does that labkit cannot know or match: noise streams, GPU noise without CUDA, the
+    precision it ran in, sampling not checked against it."""
+    from .noise import effective_mode
+
+    if recipe.tool == "labkit":
+        return
+    if p.sampler in STOCHASTIC:
+        report.differs["sampler"] = (f"{p.sampler} draws new noise at every step; {recipe.tool}'s per-step noise "
+                                     f"stream cannot be matched bit for bit, so the picture will be similar, not equal")
+    if effective_mode(p.noise)[0] != p.noise:
+        report.differs["noise"] = "the recipe used A1111's GPU noise; without CUDA labkit drew CPU noise"
+    half = HALF_PRECISION.get(recipe.tool)
+    if half and lab.dtype == "float32":
+        report.differs["precision"] = (f"on an NVIDIA GPU {recipe.tool} runs {half} by default, on a CPU in float32; "
+                                       f"the recipe does not say which, and this Lab runs float32: expect "
+                                       f"differences of a few levels if it ran on a GPU")
 
 
 def _runner(lab, mode: str, image, mask, refiner, recipe, report: Report):

@@ -75,8 +75,19 @@ def test_equals_plain_diffusers_call(request, fixture, negative):
     pipe.scheduler = lab.scheduler(p)
     start = first_latents(pipe.scheduler, p, initial_noise(11, 1, (4, 8, 8), "a1111-cpu"))  # A1111: noise * 14.6
     plain = pipe("a red circle", negative_prompt=negative or None, num_inference_steps=4, guidance_scale=5.0,
-                 latents=pipeline_latents(pipe.scheduler, start)).images[0]
-    assert np.array_equal(px(plain), px(r.image))
+                 latents=pipeline_latents(pipe.scheduler, start), output_type="latent").images
+    assert torch.equal(plain.float().cpu(), r.latents)  # the very same latents; the pixels: next test
+
+
+def test_pictures_are_truncated_to_8_bits_as_a1111_and_comfyui_save_them(sd_lab):
+    from labkit.images import decode_latents, to_pictures
+
+    r = sd_lab.txt2img("a red circle", seed=11, **FAST)
+    x = decode_latents(sd_lab.components["vae"], r.latents)  # (1, 3, 64, 64) in about [-1, 1]
+    exact = ((x + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255
+    assert np.array_equal(px(r.image), np.floor(exact)) and px(to_pictures(x)[0]).tolist() == px(r.image).tolist()
+    rounded = sd_lab.pipe.image_processor.postprocess(x, output_type="pil")[0]  # diffusers rounds
+    assert 0 < np.mean(px(rounded) != px(r.image)) and np.abs(px(rounded) - px(r.image)).max() == 1
 
 
 def test_params_object_and_overrides(sd_lab):

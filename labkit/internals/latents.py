@@ -23,12 +23,10 @@ def to_tensor(lab, image):
 
 
 def to_image(x):
-    """The VAE's output (1, 3, H, W) in [-1, 1] as a PIL image (rounded as diffusers' image processor does)."""
-    import numpy as np
-    from PIL import Image
+    """The VAE's output (1, 3, H, W) in [-1, 1] as a PIL image, made 8-bit as labkit's Lab makes it."""
+    from ..images import to_pictures
 
-    x = (x[0].float() / 2 + 0.5).clamp(0, 1)  # (3, H, W) in [0, 1]
-    return Image.fromarray((x.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
+    return to_pictures(x[:1])[0]
 
 
 def encode(lab, image):
@@ -43,20 +41,11 @@ def encode(lab, image):
 
 
 def decode(lab, latents):
-    """A PIL image from scaled latents (1, C, h, w): divide by the scaling factor, run the VAE decoder.
+    """A PIL image from scaled latents (1, C, h, w): divide by the scaling factor, run the VAE decoder (a float16
+    VAE that overflows, as SDXL's does, is rerun in float32), make it 8-bit: what labkit's Lab does."""
+    from ..images import decode_latents
 
-    A float16 VAE that overflows (SDXL's does) is rerun in float32, as labkit's Lab does.
-    """
-    import torch
-
-    vae = lab.components["vae"]
-    scaled = latents[:1] / vae.config.scaling_factor  # (1, C, h, w) back to the VAE's own scale
-    with torch.no_grad():
-        x = vae.decode(scaled.to(vae.device, vae.dtype)).sample  # (1, 3, H, W) in about [-1, 1]
-        if not torch.isfinite(x).all() and vae.dtype == torch.float16:
-            x = vae.to(torch.float32).decode(scaled.float()).sample
-            vae.to(torch.float16)
-    return to_image(x)
+    return to_image(decode_latents(lab.components["vae"], latents[:1]))
 
 
 def channels_image(latents, tile: int = 64, gap: int = 4):

@@ -10,7 +10,6 @@ weights match, touching only the layers whose LoRAs changed, and returns at once
 """
 
 import math
-import os
 from collections import namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +18,9 @@ from pathlib import Path
 from ..errors import BadInput, LoraMismatch, UnsupportedFile
 from ..families import FAMILIES
 from . import formats
+from .files import LoraFiles
 
 MIN_COVERAGE = 0.9  # below this fraction of matched modules, strict loading refuses
-ENV_PATH = "LABKIT_LORA_PATH"  # extra LoRA folders, separated by os.pathsep
-PACKAGE_LORAS = Path(__file__).parents[1] / "toy" / "loras"
 # file kind (labkit.inspect) -> what to do with such a file instead of loading it as a LoRA
 KIND_HINTS = {
     "checkpoint": "it is a whole model; open it with labkit.open(path)",
@@ -122,19 +120,13 @@ def _number(value, what: str) -> float:
     return number
 
 
-def default_search_paths() -> list:
-    """labkit's shipped LoRAs, ./models/Lora (A1111's folder) and the folders in $LABKIT_LORA_PATH."""
-    extra = [Path(p) for p in os.environ.get(ENV_PATH, "").split(os.pathsep) if p]
-    return [PACKAGE_LORAS, Path.cwd() / "models" / "Lora", *extra]
-
-
 class LoraManager:
     """The LoRAs of one Lab. `lab.loras.load(path, weight=0.8)`; `set_weight`, `enable`, `disable`, `remove`;
     `active`; `<lora:name:w>` tags through `for_call`. See the module docstring for how folding works."""
 
     def __init__(self, lab, search_paths=None, backup_device=None):
         self.lab = lab
-        self.search_paths = list(search_paths) if search_paths is not None else default_search_paths()
+        self.files = LoraFiles(search_paths)
         self.backup_device = backup_device  # None: keep weight backups beside the weights (fastest toggles)
         self._loras = {}  # name -> _Lora, in loading order
         self._prompt_loras = {}  # name -> _Lora read for a <lora:...> tag (not listed in `active`)
@@ -239,18 +231,34 @@ class LoraManager:
                      formats.scale(kind, shapes, alpha, bool(config.get("use_rslora"))),
                      None if magnitude is None else magnitude.to(**to), per_output)
 
-    # ---- search paths ----------------------------------------------------------------------------------
+    # ---- search paths (labkit.lora.files) ---------------------------------------------------------------
+    @property
+    def search_paths(self) -> list:
+        """The folders `<lora:name>` tags are looked up in, in order (subfolders included)."""
+        return self.files.paths
+
+    @search_paths.setter
+    def search_paths(self, paths) -> None:
+        self.files.paths = list(paths)
+
     def find(self, name: str) -> Path:
-        """The file `<name>.safetensors` in the first search path holding one (subfolders included)."""
-        for folder in map(Path, self.search_paths):
-            if not folder.is_dir():
-                continue
-            hits = sorted(p for p in folder.rglob("*.safetensors") if p.stem == name)
-            if hits:
-                return min(hits, key=lambda p: len(p.parts))  # the shallowest, as A1111 lists them first
-        where = "\n  ".join(str(p) for p in self.search_paths)
-        raise BadInput(f"No LoRA named {name!r} in the search paths:\n  {where}\nPut {name}.safetensors in one of "
-                       f"them, add a folder to lab.loras.search_paths (or ${ENV_PATH}), or load it by path.")
+        """The file of `<lora:name>` on the search paths (or linked to the name); BadInput when there is none."""
+        return self.files.find(name)
+
+    def locate(self, name: str, file_hash: str | None = None) -> Path | None:
+        """A recipe's LoRA file: a loaded LoRA of that name, else one on the search paths, else (by its A1111
+        hash, AutoV3) a loaded or searchable file with that hash; None when none is found."""
+        if name in self._loras:
+            return self._loras[name].path
+        found = self.files.locate(name, file_hash)
+        if found is None and file_hash:
+            found = next((lora.path for lora in self._loras.values()
+                          if lora.hash.lower().startswith(file_hash.lower())), None)
+        return found
+
+    def link(self, name: str, path) -> None:
+        """Make `<lora:name>` tags use the file at `path` (a recipe's LoRA found under another file name)."""
+        self.files.link(name, path)
 
     # ---- toggles and weights ---------------------------------------------------------------------------
     def _get(self, name) -> _Lora:

@@ -229,11 +229,10 @@ def _comfy_model(graph: dict, value, notes: list) -> tuple[str, list[dict]]:
         if cls in COMFY_LORAS:
             lora = {"name": model_stem(_comfy_value(graph, inputs.get("lora_name"))),
                     "weight": float_or_none(_comfy_value(graph, inputs.get("strength_model"))), "hash": None}
+            clip = float_or_none(_comfy_value(graph, inputs.get("strength_clip"))) if cls == "LoraLoader" else 0.0
+            if clip is not None and clip != lora["weight"]:  # applied as <lora:name:te_weight:unet_weight>
+                lora["te_weight"] = clip
             loras.insert(0, lora)
-            clip = float_or_none(_comfy_value(graph, inputs.get("strength_clip")))
-            if cls == "LoraLoader" and clip is not None and clip != lora["weight"]:
-                notes.append(f"LoRA {lora['name']}: ComfyUI weights its text encoder part {number(clip)}, "
-                             f"its UNet part {number(lora['weight'] or 0)}; labkit uses one weight.")
         elif _link(graph, inputs.get("model")) is not None:
             notes.append(f"{cls} node {node} on the model path is not reproduced by labkit.")
         node = _link(graph, inputs.get("model"))

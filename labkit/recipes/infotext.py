@@ -84,6 +84,9 @@ def name_values(text: str | None) -> dict:
 
 
 def lora_tag(lora: dict) -> str:
-    """`<lora:name:weight>`, A1111's prompt syntax that applies a LoRA in labkit too."""
+    """`<lora:name:weight>`, or `<lora:name:te_weight:unet_weight>` when the text encoders take another weight
+    (ComfyUI's strength_clip): A1111's prompt syntax that applies a LoRA in labkit too."""
     weight = lora.get("weight")
-    return f"<lora:{lora.get('name')}:{number(weight) if weight is not None else 1}>"
+    unet = number(weight) if weight is not None else "1"
+    te = lora.get("te_weight")
+    return f"<lora:{lora.get('name')}:{unet}>" if te is None else f"<lora:{lora.get('name')}:{number(te)}:{unet}>"

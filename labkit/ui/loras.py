@@ -9,16 +9,6 @@ from .common import guarded, with_summary
 WARN_WEIGHT = 2.0  # beyond +-2 a LoRA usually breaks the picture: allowed, but the row says so
 
 
-def found_loras(search_paths) -> dict:
-    """{name: path} of the .safetensors files in the LoRA search paths (the first folder holding a name wins)."""
-    found = {}
-    for folder in map(Path, search_paths):
-        if folder.is_dir():
-            for path in sorted(folder.rglob("*.safetensors"), key=lambda p: (len(p.parts), str(p))):
-                found.setdefault(path.stem, path)
-    return found
-
-
 def weight_warning(weight: float) -> str:
     return f"weight {weight:+.2f} is beyond ±{WARN_WEIGHT:g}: expect a broken picture" if abs(weight) > WARN_WEIGHT \
         else ""
@@ -73,7 +63,7 @@ class LoraToggles(w.VBox):
 
     def refresh_choices(self) -> None:
         loaded = set(self.lab.loras.loaded)
-        self.choices.options = [""] + [n for n in found_loras(self.lab.loras.search_paths) if n not in loaded]
+        self.choices.options = [""] + [n for n in self.lab.loras.files.names() if n not in loaded]
 
     def refresh(self) -> None:
         """Rebuild the rows from `lab.loras.loaded`."""

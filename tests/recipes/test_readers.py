@@ -267,8 +267,9 @@ def test_comfyui_advanced_refiner_loras_sdxl_text():
     assert (p.width, p.height, p.clip_skip, p.switch_at, p.noise) == (1024, 768, 2, 0.8, "comfy")
     assert p.prompt == "a fox in the snow AND golden hour" and p.negative_prompt == "blurry"
     assert r.model == {"name": "sd_xl_base_1.0", "refiner": "sd_xl_refiner_1.0"} and p.model == "sd_xl_base_1.0"
-    assert r.loras == [{"name": "outline", "weight": 0.8, "hash": None}, {"name": "ink", "weight": 0.5, "hash": None}]
-    assert any("<lora:ink:0.5>" in n for n in r.notes) and any("text encoder part 1" in n for n in r.notes)
+    assert r.loras == [{"name": "outline", "weight": 0.8, "hash": None},  # clip and model strengths alike
+                       {"name": "ink", "weight": 0.5, "hash": None, "te_weight": 1.0}]  # kept apart, as labkit can
+    assert any("<lora:outline:0.8>" in n for n in r.notes) and any("<lora:ink:1:0.5>" in n for n in r.notes)
 
 
 def test_comfyui_second_pass_is_unmapped_and_img2img_inpaint_modes():
