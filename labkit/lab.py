@@ -32,6 +32,7 @@ class Lab:
         self.source = source
         self._file_hash = file_hash
         self.scheduler_config = dict(components["scheduler"].config)
+        self.text_encoder_dtype = dtype
         self.config_flags = self.family_record.pipeline_flags()
         from .lora import LoraManager
 
@@ -353,6 +354,25 @@ class Lab:
         return save_single_file(self.components, self.family_record.checkpoint, path,
                                 metadata={"labkit.family": self.family}, overwrite=overwrite)
 
+    def set_text_encoder_dtype(self, dtype: str) -> None:
+        """Run the text encoders in `dtype` ("float16" mirrors ComfyUI, which keeps its text encoder in half
+        precision by default, and A1111's half-precision runs); their output is cast to the UNet's dtype, as those
+        tools cast it. "float32" (labkit's default on the CPU) gives the most exact embeddings; going back to it
+        keeps the weights as half precision rounded them (reopen the model for the file's own weights)."""
+        import torch
+
+        from .loading import TORCH_DTYPES
+
+        if dtype not in TORCH_DTYPES:
+            raise BadInput(f"text encoder dtype {dtype!r}: use one of {TORCH_DTYPES}.")
+        for name in self.family_record.text_encoders:
+            if self.components.get(name) is not None:
+                self.components[name].to(getattr(torch, dtype))
+        unet = self.components["unet"]
+        if getattr(unet, "labkit_cast_hook", None) is None:  # fp16 embeddings into a float32 UNet: cast them
+            unet.labkit_cast_hook = unet.register_forward_pre_hook(cast_conditioning, with_kwargs=True)
+        self.text_encoder_dtype = dtype
+
     def load_embedding(self, path, token: str):
         """Load a textual-inversion embedding (A1111 `emb_params`, or SDXL `clip_l`/`clip_g`) as `token`."""
         from .embeddings import load_embedding
@@ -386,6 +406,18 @@ def load_refiner_loras(refiner, requests) -> None:
         name = Path(path).stem
         if name not in refiner.loras.loaded:
             refiner.loras.load(path, weight=weight)
+
+
+def cast_conditioning(unet, args, kwargs):
+    """UNet forward pre-hook: text conditioning (encoder_hidden_states, SDXL's pooled text_embeds) in the UNet's
+    dtype, whatever dtype the text encoders ran in."""
+    hidden = kwargs.get("encoder_hidden_states")
+    if hidden is not None and hidden.dtype != unet.dtype:
+        kwargs["encoder_hidden_states"] = hidden.to(unet.dtype)
+    added = kwargs.get("added_cond_kwargs")
+    if added and "text_embeds" in added and added["text_embeds"].dtype != unet.dtype:
+        kwargs["added_cond_kwargs"] = {**added, "text_embeds": added["text_embeds"].to(unet.dtype)}
+    return args, kwargs
 
 
 def pipe_arguments(pipe) -> set:

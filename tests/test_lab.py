@@ -328,3 +328,16 @@ def test_result_keeps_the_final_latents_that_decode_to_its_pictures(sd_lab):
     assert tuple(r.latents.shape) == (2, 4, 8, 8) and r.latents.dtype == torch.float32
     again = sd_lab.decode(r.latents)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(again, r.images))
+
+
+def test_text_encoder_in_half_precision_as_comfyui_keeps_it():
+    from tests.helpers.labs import make_lab
+
+    lab = make_lab("toy", seed=3)
+    full = lab.txt2img("a red circle", seed=2, **FAST)
+    lab.set_text_encoder_dtype("float16")
+    half = lab.txt2img("a red circle", seed=2, **FAST)
+    assert lab.components["text_encoder"].dtype == torch.float16 and lab.text_encoder_dtype == "float16"
+    assert half.latents.dtype == torch.float32 and 0 < (half.latents - full.latents).abs().max() < 0.05
+    with pytest.raises(BadInput, match="float32"):
+        lab.set_text_encoder_dtype("fp16")
