@@ -11,6 +11,7 @@ from . import families
 from .errors import BadInput
 from .params import Params
 
+TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
 # pipeline constructor flags labkit always sets (no safety checker, no invisible watermark: reproducible pixels)
 PIPELINE_FLAGS = {"requires_safety_checker": False, "add_watermarker": False}
 
@@ -159,6 +160,30 @@ class Lab:
 
     # ---- the one generation path -----------------------------------------------------------------------
     def _run(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None):
+        """One generation, all or nothing: an error or an interrupt (Ctrl-C) at any point leaves this Lab (and
+        the refiner) as it was before the call: the same weights, schedulers and pipelines."""
+        labs = [self] + ([refiner] if refiner is not None else [])
+        saved = [lab.snapshot() for lab in labs]
+        try:
+            return self._generate(mode, p, image=image, mask=mask, refiner=refiner, on_step=on_step, label=label)
+        except BaseException:
+            for lab, state in zip(labs, saved):
+                lab.rollback(state)
+            raise
+
+    def snapshot(self) -> tuple:
+        """The state a generation changes (the folded LoRAs, each pipeline's scheduler), for `rollback`."""
+        return self.loras.state(), {mode: pipe.scheduler for mode, pipe in self._pipes.items()}
+
+    def rollback(self, state: tuple) -> None:
+        """Put back a `snapshot()`: the weights' LoRAs, the schedulers; pipelines built since are dropped."""
+        loras, schedulers = state
+        self.loras.restore(loras)
+        self._pipes = {mode: pipe for mode, pipe in self._pipes.items() if mode in schedulers}
+        for mode, scheduler in schedulers.items():
+            self._pipes[mode].scheduler = scheduler
+
+    def _generate(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None):
         from . import images as im
 
         start = perf_counter()
@@ -360,8 +385,6 @@ class Lab:
         tools cast it. "float32" (labkit's default on the CPU) gives the most exact embeddings; going back to it
         keeps the weights as half precision rounded them (reopen the model for the file's own weights)."""
         import torch
-
-        from .loading import TORCH_DTYPES
 
         if dtype not in TORCH_DTYPES:
             raise BadInput(f"text encoder dtype {dtype!r}: use one of {TORCH_DTYPES}.")

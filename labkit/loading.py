@@ -7,8 +7,8 @@ from . import families
 from .errors import BadInput, UnsafeFile, UnsupportedFile
 from .families import FAMILIES, UNET_PREFIX, VARIANTS_BY_IN_CHANNELS
 from .header import PICKLE_SUFFIXES
+from .lab import TORCH_DTYPES
 
-TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
 # diffusers folder (pipeline layout, UNet cross-attention width) -> family
 FOLDER_FAMILIES = {(f.layout, f.context_width): f.name for f in FAMILIES.values()}
 

@@ -4,7 +4,7 @@
 import os
 from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, UnsupportedFile
 
 ENV_PATH = "LABKIT_LORA_PATH"  # extra LoRA folders, separated by os.pathsep
 PACKAGE_LORAS = Path(__file__).parents[1] / "toy" / "loras"
@@ -57,3 +57,21 @@ class LoraFiles:
         if not path.is_file():
             raise BadInput(f"{path}: no such LoRA file.")
         self.links[name] = path
+
+
+def read_tensors(path) -> dict:
+    """All tensors of a LoRA file on the CPU; UnsupportedFile when the data cannot be read or is not finite."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UnsupportedFile(f"{path} could not be read ({e}): download it again; an interrupted download is "
+                              "the usual cause.") from None
+    bad = sorted(k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all())
+    if bad:
+        raise UnsupportedFile(f"{path} holds NaN or infinite values in {len(bad)} tensors (e.g. {bad[0]!r}): the "
+                              "file is corrupt or was saved from a diverged training run.")
+    return tensors

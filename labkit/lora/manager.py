@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import BadInput, LoraMismatch, UnsupportedFile
 from ..families import FAMILIES
 from . import formats
-from .files import LoraFiles
+from .files import LoraFiles, read_tensors
 
 MIN_COVERAGE = 0.9  # below this fraction of matched modules, strict loading refuses
 # file kind (labkit.inspect) -> what to do with such a file instead of loading it as a LoRA
@@ -29,7 +29,6 @@ KIND_HINTS = {
     "controlnet": "it is a ControlNet, which labkit does not run",
     "unknown": "its keys match no LoRA format labkit reads (kohya, LoCon, LoHa, LoKr, diffusers, PEFT)",
 }
-BLOCK_ORDER = ("TE", "TE1", "TE2", "BASE", "IN", "M", "OUT")  # effect() lists blocks in this order
 
 Applied = namedtuple("Applied", "name hash te_weight unet_weight targets")
 AB = namedtuple("AB", "without with_lora diff")
@@ -163,7 +162,7 @@ class LoraManager:
 
     def _read(self, path, name, te_weight, unet_weight, strict) -> _Lora:
         file = self._check_file(path)
-        tensors = _read_tensors(path)
+        tensors = read_tensors(path)
         patches, missed = self._patches(tensors, file.metadata)
         lora = _Lora(name, path, file, patches, missed, te_weight, unet_weight)
         if strict and lora.coverage < MIN_COVERAGE:
@@ -205,7 +204,7 @@ class LoraManager:
         """The Patch for one module of the file, or a string saying why it fits no layer."""
         import torch
 
-        from .deltas import Patch, as_matrix, product_shape
+        from .deltas import Patch, as_matrix, dora_magnitude, product_shape
 
         kind = formats.kind(parts)
         if kind is None:
@@ -221,7 +220,7 @@ class LoraManager:
         product, weight = product_shape(kind, shapes), tuple(target.weight.shape)
         if product is None or as_matrix(product) != as_matrix(weight):
             return f"its {kind} product {product} does not fit the layer's weight {weight}"
-        magnitude, per_output = _dora(parts, tensors, weight)
+        magnitude, per_output = dora_magnitude(parts, tensors, weight)
         if magnitude is False:
             return f"its DoRA magnitude does not fit the layer's weight {weight}"
         config = peft.get(component, {})
@@ -325,10 +324,27 @@ class LoraManager:
                     plan.setdefault(patch.target, []).append((patch, weight))
         plan = {target: tuple(contributions) for target, contributions in plan.items()}
         changed = [t for t in {**self._folded, **plan} if plan.get(t, ()) != self._folded.get(t, ())]
-        for target in changed:
-            self._fold(target, plan.get(target, ()))
+        try:
+            for target in changed:
+                self._fold(target, plan.get(target, ()))
+        except BaseException:  # an interrupt mid-fold: every weight back as it was (self._folded is unchanged)
+            for target in changed:
+                self._fold(target, self._folded.get(target, ()))
+            raise
         self._folded, self._state, self._applied = plan, state, desired
         return bool(changed)
+
+    def state(self) -> tuple:
+        """What is folded into the weights now, for `restore` (an opaque value)."""
+        return self._folded, self._state, self._applied
+
+    def restore(self, state: tuple) -> None:
+        """Fold the weights back to a `state()` taken earlier: what a call interrupted half-way undoes."""
+        folded = state[0]
+        for target in {**self._folded, **folded}:
+            if self._folded.get(target, ()) != folded.get(target, ()):
+                self._fold(target, folded.get(target, ()))
+        self._folded, self._state, self._applied = state
 
     def _fold(self, target, contributions) -> None:
         """Set one weight to original + sum(weight * dW), or back to the original copy when nothing is left."""
@@ -397,24 +413,14 @@ class LoraManager:
             self._prompt_loras[name] = self._read(self.find(name), name, 1.0, 1.0, strict=True)
         return self._prompt_loras[name]
 
-    # ---- seeing the effect -----------------------------------------------------------------------------
+    # ---- seeing the effect (labkit.lora.view) --------------------------------------------------------------
     def effect(self, name) -> dict:
         """{block: ||dW|| / ||W||} at the LoRA's current weights, blocks named as A1111's LoRA Block Weight
         does (TE/TE1/TE2, IN00.., M00, OUT00.., BASE); the norms are over all touched weights of a block."""
-        import torch
+        from .view import block_effect
 
         lora = self._get(name)
-        sums = {}  # block -> [sum of dW^2, sum of W^2]
-        with torch.no_grad():
-            for patch in lora.patches:
-                w0 = self._backups.get(patch.target, patch.target.weight).to(patch.target.weight.device,
-                                                                              torch.float32)
-                dw = weight_for(patch.target.component, lora.te_weight, lora.unet_weight) * patch.delta(w0)
-                block = sums.setdefault(patch.target.block, [0.0, 0.0])
-                block[0] += float(dw.square().sum())
-                block[1] += float(w0.square().sum())
-        ordered = sorted(sums, key=lambda b: (BLOCK_ORDER.index(b.rstrip("0123456789")), b))
-        return {b: math.sqrt(sums[b][0] / sums[b][1]) if sums[b][1] else 0.0 for b in ordered}
+        return block_effect(lora.patches, lora.te_weight, lora.unet_weight, self._backups)
 
     def plot_effect(self, names=None):
         """A heat map (matplotlib Figure) of `effect` for the named (default: all loaded) LoRAs."""
@@ -428,12 +434,11 @@ class LoraManager:
         from .view import difference
 
         lora, seed = self._get(name), resolve_seed(seed)
-        was = lora.enabled
-        images = []
+        was, images = lora.enabled, []
         try:
             for on in (False, True):
                 lora.enabled = on
-                self.apply()
+                self.apply()  # this manager's LoRAs (lab.loras, or one made apart) folded before the run
                 images.append(self.lab.txt2img(prompt, seed=seed, **settings).image)
         finally:
             lora.enabled = was
@@ -443,37 +448,6 @@ class LoraManager:
         rows = [f"  {i.name}: {'on ' if i.enabled else 'off'} te={i.weights[0]:g} unet={i.weights[1]:g} "
                 f"{i.format} rank {i.rank} coverage {i.coverage:.0%}" for i in self.loaded.values()]
         return "\n".join([f"<LoraManager of {self.lab.family}: {len(rows)} loaded>", *rows])
-
-
-def _read_tensors(path) -> dict:
-    """All tensors of a LoRA file on the CPU; UnsupportedFile when the data cannot be read or is not finite."""
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UnsupportedFile(f"{path} could not be read ({e}): download it again; an interrupted download is "
-                              "the usual cause.") from None
-    bad = sorted(k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all())
-    if bad:
-        raise UnsupportedFile(f"{path} holds NaN or infinite values in {len(bad)} tensors (e.g. {bad[0]!r}): the "
-                              "file is corrupt or was saved from a diverged training run.")
-    return tensors
-
-
-def _dora(parts, tensors, weight_shape):
-    """(magnitude, per_output) of a DoRA module; (None, True) without one; (False, _) when it does not fit."""
-    if "magnitude" in parts:  # PEFT: one magnitude per output row
-        m = tensors[parts["magnitude"]]
-        return (m, True) if m.numel() == weight_shape[0] else (False, True)
-    if "dora_scale" in parts:  # LyCORIS: (out, 1, ...) per output row, or (1, in, ...) per input column
-        m = tensors[parts["dora_scale"]]
-        per_output = m.shape[0] == weight_shape[0]
-        fits = m.numel() == weight_shape[0 if per_output else 1]
-        return (m, per_output) if fits else (False, per_output)
-    return None, True
 
 
 def _display(family: str) -> str:

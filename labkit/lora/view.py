@@ -1,4 +1,27 @@
-"""Pictures of a LoRA's effect: a heat map of per-block weight change and an A/B pixel difference."""
+"""A LoRA's effect: its weight change per block, as numbers and a heat map, and an A/B pixel difference."""
+
+import math
+
+BLOCK_ORDER = ("TE", "TE1", "TE2", "BASE", "IN", "M", "OUT")  # the order blocks are listed in
+
+
+def block_effect(patches, te_weight: float, unet_weight: float, originals: dict) -> dict:
+    """{block: ||dW|| / ||W||} of a LoRA's patches at the given weights; `originals` holds the weights as they
+    were before any LoRA (a folded weight's own value includes them)."""
+    import torch
+
+    sums = {}  # block -> [sum of dW^2, sum of W^2]
+    with torch.no_grad():
+        for patch in patches:
+            target = patch.target
+            w0 = originals.get(target, target.weight).to(target.weight.device, torch.float32)
+            weight = unet_weight if target.component == "unet" else te_weight
+            dw = weight * patch.delta(w0)
+            block = sums.setdefault(target.block, [0.0, 0.0])
+            block[0] += float(dw.square().sum())
+            block[1] += float(w0.square().sum())
+    ordered = sorted(sums, key=lambda b: (BLOCK_ORDER.index(b.rstrip("0123456789")), b))
+    return {b: math.sqrt(sums[b][0] / sums[b][1]) if sums[b][1] else 0.0 for b in ordered}
 
 
 def effect_heatmap(effects: dict):
