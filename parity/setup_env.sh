@@ -50,7 +50,8 @@ nodes.py=56b74ebe31303dd420542d8096abf7e1c1226bfb
 folder_paths.py=9c96540e3dd90626e9a6d4c1e3e00b80fffb2df8
 latent_preview.py=d52e3f7a1fd03a343161ba4d62580a357b486ade
 node_helpers.py=4ff960ef8afeadd935b6e48a9a683b7ef6970b2f
-comfyui_version.py=750673f08208b7270810ac106c0161f0b8f3d970"
+comfyui_version.py=750673f08208b7270810ac106c0161f0b8f3d970
+protocol.py=038a0a840d4efba202b54eabeeacc01f0eba0ed3"
   [a1111]="modules=9b9fda43b976a80b3c253bd0c3855dc855f8743b"
   [k-diffusion]="k_diffusion=fe9f460771593a96ed59eb7a1bb1243976f1fdf0"
 )
