@@ -6,7 +6,8 @@ Committed (small, under tests/fixtures/parity/):
   toy_inputs.npz   cond / uncond embeddings labkit computes (lab.encode_prompt) for PROMPT and an empty negative,
                    labkit's float32 noise for SEED (initial_noise, batch 1), the VAE-scaled init latents of one
                    toy-world picture (lab.encode_image), and that picture (uint8) for reference.
-  sd15_inputs.npz  random cond / uncond (1, 77, 768) and the same noise, for the full-size SD 1.5 layout case.
+  sd15_inputs.npz  the same noise, for the full-size SD 1.5 layout case; its random cond / uncond (1, 77, 768) are
+                   rebuilt from a seed (unets.sd15_conds; sha256 in inputs.json), like its UNet.
   inputs.json      how each array was made (prompt, seeds, labkit commit, weight fingerprints).
 Scratch (never committed; render.py reads them from --work):
   toy_unet/        the toy's diffusers UNet (save_pretrained): the tool side wraps this exact network.
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unets import SD15_CONFIG, SD15_UNET_SEED, build_sd15_unet, fingerprint  # noqa: E402
+from unets import SD15_COND_SEED, SD15_CONFIG, SD15_UNET_SEED, build_sd15_unet, fingerprint, sd15_conds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
@@ -33,7 +34,6 @@ SEED = 42
 SIZE = 64
 STEPS = 6
 PICTURE = {"world_seed": 0, "world_index": 3}  # labkit.toy.world.example(seed, index): the img2img picture
-SD15_COND_SEED = 1235  # torch.Generator seed: cond then uncond, randn (1, 77, 768) each
 
 
 def toy_inputs(work: Path) -> dict:
@@ -68,15 +68,14 @@ def toy_inputs(work: Path) -> dict:
 
 def sd15_inputs(noise) -> dict:
     unet = build_sd15_unet()
-    g = torch.Generator().manual_seed(SD15_COND_SEED)
-    cond = torch.randn(1, 77, 768, generator=g)
-    uncond = torch.randn(1, 77, 768, generator=g)
-    np.savez(FIXTURES / "sd15_inputs.npz", cond=cond.numpy(), uncond=uncond.numpy(), noise=noise)
+    _, _, digest = sd15_conds()
+    np.savez(FIXTURES / "sd15_inputs.npz", noise=noise)
     return {"model": "sd15-random", "config": SD15_CONFIG, "unet_seed": SD15_UNET_SEED, "cond_seed": SD15_COND_SEED,
             "build": "config = UNet2DConditionModel.load_config(config); torch.manual_seed(unet_seed); "
                      "UNet2DConditionModel.from_config(config).eval()",
             "cond_recipe": "g = torch.Generator().manual_seed(cond_seed); cond = randn(1, 77, 768, g); "
-                           "uncond = randn(1, 77, 768, g)",
+                           "uncond = randn(1, 77, 768, g) (parity/unets.py sd15_conds)",
+            "cond_sha256": digest,
             "seed": SEED, "latent_shape": [1, 4, SIZE // 8, SIZE // 8],
             "unet_fingerprint": fingerprint(unet), "unet_params": sum(t.numel() for t in unet.parameters())}
 

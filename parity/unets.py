@@ -11,6 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SD15_CONFIG = "labkit/configs/sd1/unet/config.json"  # a labkit data file (JSON), read as data
 SD15_UNET_SEED = 1234  # torch.manual_seed right before UNet2DConditionModel.from_config
+SD15_COND_SEED = 1235  # torch.Generator seed: cond, then uncond, randn (1, 77, 768) each
 
 
 def fingerprint(module) -> str:
@@ -29,6 +30,15 @@ def build_sd15_unet():
     config = UNet2DConditionModel.load_config(str(ROOT / SD15_CONFIG))
     torch.manual_seed(SD15_UNET_SEED)
     return UNet2DConditionModel.from_config(config).eval()
+
+
+def sd15_conds():
+    """The full-size case's random cond and uncond (1, 77, 768), and the sha256 of their float32 bytes."""
+    g = torch.Generator().manual_seed(SD15_COND_SEED)
+    cond = torch.randn(1, 77, 768, generator=g)
+    uncond = torch.randn(1, 77, 768, generator=g)
+    digest = hashlib.sha256(cond.numpy().tobytes() + uncond.numpy().tobytes()).hexdigest()
+    return cond, uncond, digest
 
 
 def load_unet(model: str, work: Path, expect: str | None = None):
