@@ -28,11 +28,21 @@ import cases as C  # noqa: E402
 
 def inputs(model):
     d = np.load(FIXTURES / ("toy_inputs.npz" if model == "toy" else "sd15_inputs.npz"))
-    return {k: d[k] for k in d.files}
+    out = {k: d[k] for k in d.files}
+    if model == "sd15":  # random conds, rebuilt from their seed
+        from unets import sd15_conds
+
+        cond, uncond, digest = sd15_conds()
+        if digest != json.loads((FIXTURES / "inputs.json").read_text())["sd15"]["cond_sha256"]:
+            raise SystemExit("sd15: the seeded conds differ from the ones export_inputs.py made")
+        out.update(cond=cond.numpy(), uncond=uncond.numpy())
+    return out
 
 
 def floats(t):
-    return [float(v) for v in np.asarray(t, dtype=np.float64).reshape(-1)]
+    """float32 values as the shortest decimals that give the same float32 back."""
+    return [float(repr(np.float32(v)).removeprefix("np.float32(").removesuffix(")"))
+            for v in np.asarray(t, dtype=np.float32).reshape(-1)]
 
 
 def evaluations(res):
@@ -104,7 +114,7 @@ def describe(c, r, inp, seconds):
     """The manifest entry of one rendered case."""
     d = c.record()
     noise_equal = bool(np.array_equal(r["noise"].numpy().reshape(inp["noise"].shape), inp["noise"]))
-    d.update(unet_timesteps=evaluations(r), unet_evaluations=len(evaluations(r)), seconds=round(seconds, 3),
+    d.update(unet_timesteps=floats(evaluations(r)), unet_evaluations=len(evaluations(r)), seconds=round(seconds, 3),
              tool_noise_equals_labkit_noise=noise_equal)
     if "sigmas" in r:
         d["sigmas"] = floats(r["sigmas"])
@@ -115,7 +125,7 @@ def describe(c, r, inp, seconds):
                                for k, v in r["infotext"].items()}
     if c.mode == "txt2img" and "start" in r:
         k, resid = start_factor(r["start"], inp["noise"])
-        d["start_factor"], d["start_residual"] = k, resid
+        d["start_factor"], d["start_residual"] = float(f"{k:.9g}"), float(f"{resid:.3g}")
     if c.stochastic:
         d["noise_stream"] = ("A1111 RNG source CPU: Euler a draws from the image's ImageRNG generator after the "
                              "initial noise (TorchHijack); DPM++ 2M SDE: BrownianTreeNoiseSampler(seed=[42]) with "
@@ -171,6 +181,13 @@ def machine():
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "threads_used": 1}
 
 
+def dumps(manifest):
+    """Indented JSON with one line per case (keeps the file small and diffable)."""
+    head = json.dumps({k: v for k, v in manifest.items() if k != "cases"}, indent=1)
+    rows = ",\n".join("  " + json.dumps(r, separators=(", ", ": ")) for r in manifest["cases"])
+    return head[:-2] + ',\n "cases": [\n' + rows + "\n ]\n}\n"
+
+
 def merge(args, parts):
     files, records, checks = {}, [], {}
     for tool, (arrays, meta) in parts.items():
@@ -186,8 +203,6 @@ def merge(args, parts):
         print(("ok   " if ch["ok"] else "FAIL ") + ch["name"] + ": " + ch["detail"])
     if not all(ch["ok"] for ch in checks["cross"]):
         sys.exit("cross-tool self-check failed; fixtures left as they were")
-    for file, arrays in files.items():
-        np.savez(FIXTURES / file, **dict(sorted(arrays.items())))
     order = {(c.file, c.key): i for i, c in enumerate(C.cases())}
     records.sort(key=lambda r: order[(r["file"], r["key"])])
     sources = json.loads((args.sources / "SOURCES.json").read_text())
@@ -195,8 +210,8 @@ def merge(args, parts):
         "about": "Final latents of A1111 v1.10.1 and ComfyUI 0.8.0 (3cd7b32) samplers on labkit's inputs; see "
                  "parity/README.md. Latents are float32 (1, 4, h, w) in the UNet's scaled space.",
         "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-        "sources": sources, "versions": {t: m["versions"] for t, m in parts.items()},
-        "seconds": {t: m["seconds"] for t, m in parts.items()},
+        "sources": sources, "versions": {t: m["versions"] for t, (_, m) in parts.items()},
+        "seconds": {t: m["seconds"] for t, (_, m) in parts.items()},
         "inputs": json.loads((FIXTURES / "inputs.json").read_text()),
         "conventions": {
             "cfg": 7.0, "seed": C.SEED, "size": C.SIZE, "batch": 1,
@@ -213,7 +228,10 @@ def merge(args, parts):
         },
         "skipped": C.skipped(), "checks": checks, "cases": records,
     }
-    (FIXTURES / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    text = dumps(manifest)  # built in full before anything is written
+    for file, arrays in files.items():
+        np.savez(FIXTURES / file, **dict(sorted(arrays.items())))
+    (FIXTURES / "manifest.json").write_text(text)
     size = sum(f.stat().st_size for f in FIXTURES.iterdir())
     print(f"{len(records)} cases, fixtures {size / 1024:.0f} KiB in {FIXTURES}")
 
@@ -224,6 +242,7 @@ def main():
     ap.add_argument("--work", type=Path, default=Path("/work/parity-work"), help="export_inputs.py's scratch")
     ap.add_argument("--tool", choices=["all", "a1111", "comfy"], default="all")
     ap.add_argument("--model", choices=["all", "toy", "sd15"], default="all")
+    ap.add_argument("--merge-only", action="store_true", help="write the fixtures from the last workers' parts")
     args = ap.parse_args()
     if args.tool != "all":
         sys.exit(worker(args))
@@ -233,7 +252,7 @@ def main():
            "PYTHONWARNINGS": "ignore"}
     t0 = time.perf_counter()
     (args.work / "parts").mkdir(parents=True, exist_ok=True)
-    for tool in ("a1111", "comfy"):  # one torch process at a time
+    for tool in () if args.merge_only else ("a1111", "comfy"):  # one torch process at a time
         cmd = [sys.executable, __file__, "--tool", tool, "--sources", str(args.sources), "--work", str(args.work)]
         log = args.work / "parts" / f"{tool}.log"  # the tools' progress bars and warnings
         with open(log, "w") as err:
