@@ -87,7 +87,10 @@ def main():
     args = ap.parse_args()
     FIXTURES.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    commit = git("log", "-1", "--format=%H", "--", "labkit")  # the last commit that changed labkit/
+    if git("status", "--porcelain", "--", "labkit"):
+        commit += " (with uncommitted changes under labkit/)"
     import diffusers
     import labkit  # noqa: F401  (its version is the commit)
 
