@@ -51,7 +51,7 @@ class Case:
 
     @property
     def key(self):
-        slug = lambda s: s.lower().replace("+", "p").replace(" ", "_")  # noqa: E731
+        slug = lambda s: s.lower().replace("+", "p").replace(" ", "_")
         return "__".join([self.tool, slug(self.sampler_tool), slug(self.schedule_tool or "ignored"),
                           str(self.steps)])
 

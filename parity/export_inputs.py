@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from unets import SD15_COND_SEED, SD15_CONFIG, SD15_UNET_SEED, build_sd15_unet, fingerprint, sd15_conds  # noqa: E402
+from unets import SD15_COND_SEED, SD15_CONFIG, SD15_UNET_SEED, build_sd15_unet, fingerprint, sd15_conds
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "parity"
@@ -87,12 +87,13 @@ def main():
     args = ap.parse_args()
     FIXTURES.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    git = lambda *a: subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    def git(*a):
+        return subprocess.run(["git", "-C", str(ROOT), *a], check=True, capture_output=True, text=True).stdout.strip()
+
     commit = git("log", "-1", "--format=%H", "--", "labkit")  # the last commit that changed labkit/
     if git("status", "--porcelain", "--", "labkit"):
         commit += " (with uncommitted changes under labkit/)"
     import diffusers
-    import labkit  # noqa: F401  (its version is the commit)
 
     info = {"labkit_commit": commit, "python": sys.version.split()[0], "torch": torch.__version__,
             "diffusers": diffusers.__version__, "numpy": np.__version__}

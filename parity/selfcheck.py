@@ -10,10 +10,9 @@ import math
 import sys
 from pathlib import Path
 
+import cases as C
 import numpy as np
 import torch
-
-import cases as C
 
 SIGMA_MAX, SIGMA_MIN = 14.614642, 0.0291675  # spec section 0 (A1111; ComfyUI 14.614641)
 
@@ -71,7 +70,7 @@ def check_a1111(tool, out, records, args, info):
     smax, smin = float(den.sigmas[-1]), float(den.sigmas[0])
     ch.add("sigma range", abs(smax - SIGMA_MAX) < 1e-5 and abs(smin - SIGMA_MIN) < 1e-6,
            f"CompVisDenoiser sigma_max {smax:.6f}, sigma_min {smin:.7f} (spec: {SIGMA_MAX}, {SIGMA_MIN})")
-    lat = lambda r: out[f"{r['file']}::{r['key']}"]  # noqa: E731
+    lat = lambda r: out[f"{r['file']}::{r['key']}"]
     n = C.STEPS
     for tool_name, want in (("a1111", smax), ("a1111-sgm", math.sqrt(1 + smax ** 2))):
         r = _find(records, model="toy", mode="txt2img", tool=tool_name, sampler="Euler", schedule="Karras", steps=n)
@@ -135,10 +134,10 @@ def check_comfy(tool, out, records, args, info):
     ch = Checks()
     _common(ch, out, records)
     _sources_used(ch, args.sources, ["comfyui"])
-    lat = lambda r: out[f"{r['file']}::{r['key']}"]  # noqa: E731
+    lat = lambda r: out[f"{r['file']}::{r['key']}"]
     n = C.STEPS
-    from unets import Recorder, load_unet
     import render
+    from unets import Recorder, load_unet
 
     rec = Recorder(load_unet("toy", args.work, info["toy"]["unet_fingerprint"]))
     patcher = tool.wrapped(rec)
@@ -205,7 +204,7 @@ def check_comfy(tool, out, records, args, info):
 def check_cross(latents, records):
     """Facts between the tools (run in the parent on the merged results)."""
     ch = Checks()
-    get = lambda r: latents[r["file"]][r["key"]]  # noqa: E731
+    get = lambda r: latents[r["file"]][r["key"]]
     recs = {(r["file"], r["key"]): r for r in records}
     for sampler, schedule in (("Euler", "Karras"), ("Heun", "Karras"), ("Euler", "Normal")):
         a = _find(recs, model="toy", mode="txt2img", tool="a1111-sgm", sampler=sampler, schedule=schedule,

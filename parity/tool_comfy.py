@@ -83,7 +83,7 @@ class Comfy:
             def dtype(self):
                 return torch.float32
 
-            def forward(self, x, timesteps=None, context=None, control=None, transformer_options={}, **kw):
+            def forward(self, x, timesteps=None, context=None, control=None, transformer_options=None, **kw):
                 return recorder(x, timesteps, context)
 
         config = self.comfy.supported_models.SD15({})
