@@ -59,7 +59,7 @@ protocol.py=038a0a840d4efba202b54eabeeacc01f0eba0ed3"
 PACKAGES=(torch==2.13.0 numpy==2.4.6 scipy==1.17.1 torchsde==0.2.6 torchdiffeq==0.2.5 einops==0.8.2 psutil==7.2.2
           safetensors==0.8.0 tqdm==4.70.1 Pillow==13.0.0 typing_extensions==4.16.0 diffusers==0.42.1
           lark==1.3.1              # A1111's prompt_parser (its cond batch classes)
-          transformers==5.25.0 sentencepiece pyyaml av pydantic)  # imported by ComfyUI's nodes.py / comfy.sd
+          transformers==5.25.0 sentencepiece==0.2.3 pyyaml==6.0.4 av==18.1.0 pydantic==2.14.4)  # imported by ComfyUI's nodes.py / comfy.sd
 
 # ---- source trees -----------------------------------------------------------------------------------------------
 EXCLUDES=$(mktemp)
