@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 from .errors import BadInput
 
-# samplers whose every step draws fresh noise: other tools' per-step noise streams cannot be matched bit for bit
+# samplers whose every step draws fresh noise
 STOCHASTIC = ("Euler a", "DPM2 a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "LCM")
+# tool -> the stochastic samplers whose noise stream labkit does reproduce (measured: docs/parity.md): A1111 draws
+# Euler a's step noise from the picture's own generator, as labkit does
+MATCHED_STREAMS = {"A1111": ("Euler a",), "Forge": ("Euler a",)}
 # Params fields the report lists as honoured when the run used them as the recipe gave them
 REPORTED = ("prompt", "negative_prompt", "steps", "cfg", "sampler", "schedule", "seed", "width", "height",
             "clip_skip", "strength", "switch_at", "noise", "sgm_noise_multiplier", "emphasis")
@@ -133,9 +136,15 @@ def _tool_differences(lab, recipe, p, report: Report) -> None:
 
     if recipe.tool == "labkit":
         return
-    if p.sampler in STOCHASTIC:
+    if p.sampler in STOCHASTIC and p.sampler not in MATCHED_STREAMS.get(recipe.tool, ()):
         report.differs["sampler"] = (f"{p.sampler} draws new noise at every step; {recipe.tool}'s per-step noise "
                                      f"stream cannot be matched bit for bit, so the picture will be similar, not equal")
+    if recipe.mode == "inpaint":
+        report.differs["inpaint"] = (f"{recipe.tool} keeps the unmasked area its own way while it samples; labkit "
+                                     f"follows diffusers' inpaint pipeline there (docs/parity.md)")
+    if p.cfg < 1:
+        report.differs["cfg"] = (f"CFG {p.cfg} is below 1: {recipe.tool} extrapolates toward the negative prompt, "
+                                 f"diffusers turns guidance off")
     if effective_mode(p.noise)[0] != p.noise:
         report.differs["noise"] = "the recipe used A1111's GPU noise; without CUDA labkit drew CPU noise"
     half = HALF_PRECISION.get(recipe.tool)

@@ -229,16 +229,24 @@ def resolve(name: str, schedule: str | None = AUTOMATIC, version: str | None = N
     return cls, _flags(sampler, schedule, cls)
 
 
-def make_scheduler(name: str, schedule: str | None, base_config, version: str | None = None, eta: float | None = None):
+def make_scheduler(name: str, schedule: str | None, base_config, version: str | None = None, eta: float | None = None,
+                   planned: bool = False):
     """A configured diffusers scheduler for an A1111 sampler and schedule type.
 
     `base_config` is the model's own scheduler config (betas, prediction_type...): `pipe.scheduler.config`.
     `eta` is checked against what diffusers can do: only DDIM's is adjustable, and it goes to the pipeline
-    call (`pipe(..., eta=eta)`); the ancestral and SDE samplers always use A1111's default 1.0.
+    call (`pipe(..., eta=eta)`); the ancestral and SDE samplers always use A1111's default 1.0. `planned`: the
+    noise levels will be set by a sampling plan (`labkit.sampling`), so a schedule type the class has no flag
+    for is allowed (the class is built on its default schedule).
     """
     sampler, resolved = canonical(name, schedule, version)
     _check_eta(sampler, eta)
-    cls, flags = resolve(sampler, resolved)
+    try:
+        cls, flags = resolve(sampler, resolved)
+    except BadInput:
+        if not planned:
+            raise
+        cls, flags = resolve(sampler, AUTOMATIC)
     record = dict(zip(_RECORD, (sampler, resolved)))
     return cls.from_config({**dict(base_config), **record}, **flags)
 

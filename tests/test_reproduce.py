@@ -64,3 +64,22 @@ def test_ignored_fields_are_listed(sd_lab):
             "Hires upscaler: Latent, Denoising strength: 0.5, Version: v1.10.1")
     report = sd_lab.reproduce(text).report
     assert "Hires upscale" in report.ignored and "ignored: " in str(report)
+
+
+def test_a1111_euler_a_reproduces_the_noise_stream_and_comfyui_euler_a_does_not(sd_lab):
+    a1111 = ("a red circle\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 64x64, RNG: CPU, "
+             "Version: v1.10.1")
+    assert "sampler" not in sd_lab.reproduce(a1111).report.differs  # measured equal: docs/parity.md
+    graph = {"1": {"class_type": "KSampler", "inputs": {"seed": 7, "steps": 4, "cfg": 5,
+                                                        "sampler_name": "euler_ancestral", "scheduler": "normal"}}}
+    assert "bit for bit" in sd_lab.reproduce(graph).report.differs["sampler"]
+
+
+def test_cfg_below_one_and_inpaint_recipes_say_what_differs(sd_lab):
+    low = "a red circle\nSteps: 4, Sampler: Euler, CFG scale: 0.5, Seed: 7, Size: 64x64, RNG: CPU"
+    assert "extrapolates" in sd_lab.reproduce(low).report.differs["cfg"]
+    inpaint = ("a red circle\nSteps: 4, Sampler: Euler, CFG scale: 5, Seed: 7, Size: 64x64, Denoising strength: 0.5, "
+               "Mask blur: 4, RNG: CPU")
+    image, mask = Image.new("RGB", (64, 64), (200, 30, 30)), Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    assert "unmasked" in sd_lab.reproduce(inpaint, image=image, mask=mask).report.differs["inpaint"]

@@ -42,12 +42,12 @@ def dpm2(scheduler, plan: Plan, device):
     """DPM2: a second evaluation at the geometric midpoint of each step (none into sigma 0)."""
     import torch
 
-    from .sigmas import nearest_t, sigma_to_t, training_sigmas
+    from .sigmas import nearest_t, sigma_to_t
 
     sigmas = plan.sigmas
     mid = sigmas.log().lerp(sigmas.roll(1).log(), 0.5).exp()  # mid[i]: between sigma i-1 and sigma i
     rule = sigma_to_t if plan.tool == "a1111" else nearest_t
-    t_mid = rule(training_sigmas(scheduler.config), mid[1:-1])
+    t_mid = rule(plan.levels, mid[1:-1])
     scheduler.sigmas = torch.cat([sigmas[:1], sigmas[1:].repeat_interleave(2), sigmas[-1:]])
     scheduler.sigmas_interpol = torch.cat([mid[:1], mid[1:].repeat_interleave(2), mid[-1:]])
     pairs = torch.stack([t_mid, plan.timesteps[1:]], dim=-1).flatten()
@@ -115,3 +115,19 @@ def install(scheduler, plan: Plan) -> None:
 
     scheduler.set_timesteps = set_timesteps
     scheduler.labkit_plan = plan
+    if plan.denoise_last:
+        denoise_last_step(scheduler, plan)
+
+
+def denoise_last_step(scheduler, plan: Plan) -> None:
+    """ComfyUI's LMS ends with the denoised prediction instead of integrating into sigma 0: the last `step`
+    returns its `pred_original_sample` as the new sample."""
+    original = scheduler.step
+
+    def step(model_output, timestep, sample, *args, return_dict=True, **kwargs):
+        out = original(model_output, timestep, sample, *args, return_dict=True, **kwargs)
+        if scheduler.step_index == plan.steps:  # step_index has moved past the last step
+            out.prev_sample = out.pred_original_sample.to(out.prev_sample.dtype)
+        return out if return_dict else (out.prev_sample,)
+
+    scheduler.step = step

@@ -39,6 +39,8 @@ class Plan:
     start: float
     start_sigma: float
     end_scale: float = 1.0  # what the final latents are multiplied by (ComfyUI's UniPC divides by alpha)
+    levels: object = None  # the model's training levels as the tool holds them (sigmas.Levels)
+    denoise_last: bool = False  # ComfyUI's LMS: the last step (into sigma 0) returns the denoised prediction
 
     @property
     def steps(self) -> int:
@@ -72,7 +74,8 @@ def plan(tool: str, sampler: str, schedule: str, steps: int, train, *, img2img: 
     timesteps = (S.sigma_to_t if tool == "a1111" else S.nearest_t)(train, sigmas[:-1])
     sigma_0 = float(sigmas[0])
     start = start_factor(tool, sigma_0, float(train[-1]), sgm and not img2img)
-    return Plan(tool, sampler, schedule, sigmas, timesteps, start, sigma_0, end_scale)
+    return Plan(tool, sampler, schedule, sigmas, timesteps, start, sigma_0, end_scale, levels=train,
+                denoise_last=tool == "comfy" and sampler == "LMS" and float(sigmas[-1]) == 0.0)
 
 
 def start_factor(tool: str, sigma_0: float, sigma_max: float, sgm: bool) -> float:
@@ -116,7 +119,8 @@ def timestep_plan(sampler: str, steps: int, train, strength: float | None) -> Pl
     sigmas = S.t_to_sigma(train, torch.tensor(called + [1], dtype=torch.float32))
     noised = float(S.t_to_sigma(train, torch.tensor(float(grid[top]))))
     start = math.sqrt(1 + noised ** 2) if strength is None else noised  # txt2img: unit noise in VP
-    return Plan("a1111", sampler, "Automatic", sigmas, torch.tensor(called, dtype=torch.float32), start, noised)
+    return Plan("a1111", sampler, "Automatic", sigmas, torch.tensor(called, dtype=torch.float32), start, noised,
+                levels=train)
 
 
 def a1111_unipc_plan(steps: int, train, strength: float | None) -> Plan:
@@ -130,19 +134,21 @@ def a1111_unipc_plan(steps: int, train, strength: float | None) -> Plan:
         t = torch.linspace(len(train) - 1, 0, len(range(0, 1000, 1000 // steps)) + 1)
         sigmas = alpha_interpolated_sigma(train, t)
         sigma_0 = float(sigmas[0])
-        return Plan("a1111", "UniPC", "Automatic", sigmas, t[:-1].clone(), math.sqrt(1 + sigma_0 ** 2), sigma_0)
+        return Plan("a1111", "UniPC", "Automatic", sigmas, t[:-1].clone(), math.sqrt(1 + sigma_0 ** 2), sigma_0,
+                    levels=train)
     grid = a1111_grid(steps)
     t_enc = max(int(min(strength, 0.999) * steps), 1)
     t = torch.linspace(float(grid[t_enc - 1]), 0, t_enc + 1)
     noised = float(S.t_to_sigma(train, torch.tensor(float(grid[t_enc]))))
-    return Plan("a1111", "UniPC", "Automatic", alpha_interpolated_sigma(train, t), t[:-1].clone(), noised, noised)
+    return Plan("a1111", "UniPC", "Automatic", alpha_interpolated_sigma(train, t), t[:-1].clone(), noised, noised,
+                levels=train)
 
 
 def alpha_interpolated_sigma(train, t):
     """The VE sigma at fractional timesteps when log(alpha) = log(sqrt(abar)) is interpolated linearly in t."""
     import torch
 
-    log_alpha = -0.5 * torch.log1p(train.double() ** 2)  # abar = 1 / (1 + sigma^2)
+    log_alpha = -0.5 * torch.log1p(train.sigmas.double() ** 2)  # abar = 1 / (1 + sigma^2)
     t = torch.as_tensor(t, dtype=torch.float64).clamp(0, len(train) - 1)
     low, w = t.floor().long(), t.frac()
     high = torch.clamp(low + 1, max=len(train) - 1)

@@ -20,9 +20,25 @@ KARRAS_RHO = 7.0
 DISCARD_PENULTIMATE = {"a1111": ("DPM2", "DPM2 a", "DPM++ 3M SDE"), "comfy": ("DPM2", "DPM2 a", "UniPC")}
 
 
-def training_sigmas(config):
-    """The model's training noise levels (1000,) float32, t = 0 first, from its scheduler config's betas as the
-    tools build them: betas and their cumulative product in float64, then sigma in float32."""
+class Levels:
+    """The model's 1000 training noise levels as a tool holds them: `sigmas` float32 (t = 0 first) and their
+    logarithms `logs`, which the timestep rules and log-sigma interpolation use (A1111 takes the log of its
+    float32 sigmas; ComfyUI of float64 ones, then rounds: at a tie between two timesteps that decides)."""
+
+    def __init__(self, sigmas, logs):
+        self.sigmas, self.logs = sigmas, logs
+
+    def __len__(self) -> int:
+        return len(self.sigmas)
+
+    def __getitem__(self, index):
+        return self.sigmas[index]
+
+
+def training_levels(config, tool: str = "a1111") -> Levels:
+    """The training levels of a model's scheduler config, built as `tool` builds them: betas and their cumulative
+    product in float64; A1111 (ldm) then stores abar in float32 and takes sigma and its log in float32, ComfyUI
+    takes sigma and its log in float64 and stores float32."""
     import torch
 
     n = config["num_train_timesteps"]
@@ -34,36 +50,46 @@ def training_sigmas(config):
     else:
         raise ValueError(f"beta_schedule {config['beta_schedule']!r}: labkit reproduces linear ones only")
     abar = torch.cumprod(1.0 - betas, dim=0)
-    return (((1 - abar) / abar) ** 0.5).float()
+    if tool == "comfy":
+        sigmas = ((1 - abar) / abar) ** 0.5
+        return Levels(sigmas.float(), sigmas.log().float())
+    abar = abar.float()
+    sigmas = ((1 - abar) / abar) ** 0.5
+    return Levels(sigmas, sigmas.log())
 
 
-def sigma_to_t(train, sigma):
+def training_sigmas(config):
+    """The model's training noise levels (1000,) float32, t = 0 first (A1111's)."""
+    return training_levels(config).sigmas
+
+
+def sigma_to_t(train: Levels, sigma):
     """k-diffusion's fractional timestep of each sigma: linear in log sigma between the two nearest levels."""
     import torch
 
     sigma = torch.as_tensor(sigma, dtype=torch.float32)
-    log_train, log_sigma = train.log(), sigma.log()
+    log_train, log_sigma = train.logs, sigma.log()
     dists = log_sigma - log_train[:, None]
     low = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=len(train) - 2)
     w = ((log_train[low] - log_sigma) / (log_train[low] - log_train[low + 1])).clamp(0, 1)
     return ((1 - w) * low + w * (low + 1)).view(sigma.shape)
 
 
-def nearest_t(train, sigma):
+def nearest_t(train: Levels, sigma):
     """ComfyUI's timestep of each sigma: the training level nearest in log sigma (ties to the lower one)."""
     import torch
 
     sigma = torch.as_tensor(sigma, dtype=torch.float32)
-    return (sigma.log() - train.log()[:, None]).abs().argmin(dim=0).view(sigma.shape).float()
+    return (sigma.log() - train.logs[:, None]).abs().argmin(dim=0).view(sigma.shape).float()
 
 
-def t_to_sigma(train, t):
+def t_to_sigma(train: Levels, t):
     """The noise level of a (fractional) timestep, interpolated in log sigma."""
     import torch
 
     t = torch.as_tensor(t, dtype=torch.float32).clamp(0, len(train) - 1)
     low, high, w = t.floor().long(), t.ceil().long(), t.frac()
-    return ((1 - w) * train.log()[low] + w * train.log()[high]).exp()
+    return ((1 - w) * train.logs[low] + w * train.logs[high]).exp()
 
 
 def with_zero(sigmas):

@@ -11,7 +11,7 @@ import math
 
 from . import fit
 from .plan import plan, tool_of
-from .sigmas import training_sigmas
+from .sigmas import training_levels
 
 COMFY_RUNS_AS = {"DDIM": "Euler"}  # ComfyUI's "ddim" sampler is Euler on the chosen schedule
 NO_PLAN = {"comfy": ("PLMS",)}  # samplers a tool does not have: diffusers' own schedule
@@ -22,17 +22,18 @@ PLANNED_MODES = ("txt2img", "img2img")  # inpaint follows the plan only when it 
 def scheduler_for(lab, p, mode: str = "txt2img"):
     """The scheduler of `p`'s sampler for `lab`, following the plan of `p.noise`'s tool where it can."""
     from ..noise import batch_seeds
-    from ..samplers import canonical, make_scheduler
+    from ..samplers import SAMPLERS, canonical, make_scheduler
 
     tool, (sampler, schedule) = tool_of(p.noise), canonical(p.sampler, p.schedule)
     runs_as = COMFY_RUNS_AS.get(sampler, sampler) if tool == "comfy" else sampler
-    scheduler = make_scheduler(runs_as, schedule, lab.scheduler_config, eta=p.eta)
+    wanted = mode in PLANNED_MODES or mode == "inpaint" and p.strength == 1.0
+    followable = SAMPLERS[runs_as][0] in fit.FITTERS  # the diffusers class labkit can make follow a plan
+    scheduler = make_scheduler(runs_as, schedule, lab.scheduler_config, eta=p.eta, planned=wanted and followable)
     if "noise_sampler_seed" in scheduler.config:  # SDE samplers: Brownian noise seeded from the images' seeds
         seeds = batch_seeds(p.seed, p.batch_size, p.noise)
         scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=seeds)
-    wanted = mode in PLANNED_MODES or mode == "inpaint" and p.strength == 1.0
     if wanted and fit.follows(scheduler) and sampler not in NO_PLAN.get(tool, ()):
-        run = plan(tool, sampler, schedule, p.steps, training_sigmas(lab.scheduler_config),
+        run = plan(tool, sampler, schedule, p.steps, training_levels(lab.scheduler_config, tool),
                    img2img=mode == "img2img", strength=p.strength, sgm=p.sgm_noise_multiplier)
         fit.install(scheduler, run)
     return scheduler

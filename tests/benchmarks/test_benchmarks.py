@@ -46,6 +46,10 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
         "between labellers": {"shape verdicts agree": ANY, "style verdicts agree": ANY},
         "per labeller": {"judge": [AGREEMENT], "judge without gap closing": [AGREEMENT]},
         "verdicts": [{"prompt": ANY, "seed": ANY, "judge": ANY, "judge without gap closing": ANY}]}}, None),
+    "parity.py": ({"parity.json": {
+        "tolerance": 0.01,
+        "rows": [{"key": ANY, "mode": ANY, "tool": ANY, "sampler": ANY, "sampler_tool": ANY, "schedule": "Karras",
+                  "steps": 6, "error": ANY, "matches": True, "cannot": None}]}}, "## parity (benchmarks/parity.py)"),
 }
 
 
