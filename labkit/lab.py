@@ -5,10 +5,12 @@ adds the parts A1111 users expect: A1111 sampler names, seeds with reproducible 
 checks, mask blur and "only masked", and a Result carrying the full recipe.
 """
 
+import os
 from time import perf_counter
 
-from . import families
+from . import checks, families
 from .errors import BadInput
+from .limits import Limits
 from .params import Params
 
 # pipeline constructor flags labkit always sets (no safety checker, no invisible watermark: reproducible pixels)
@@ -16,7 +18,10 @@ PIPELINE_FLAGS = {"requires_safety_checker": False, "add_watermarker": False}
 
 
 class Lab:
-    """A loaded model. Make one with `labkit.open(...)`; then call txt2img / img2img / inpaint / outpaint."""
+    """A loaded model. Make one with `labkit.open(...)`; then call txt2img / img2img / inpaint / outpaint.
+
+    Every call is checked before any work (settings, sampler, images, refiner, and the run's estimated time and
+    memory against `limits`, a `labkit.Limits`; `lab.limits = None` turns that check off)."""
 
     def __init__(self, components: dict, family: str, *, variant=None, device="cpu", dtype="float32",
                  name: str = "", source=None, file_hash=None):
@@ -37,6 +42,7 @@ class Lab:
 
         self.loras = LoraManager(self)
         self._pipes = {}
+        self.limits = Limits()
 
     # ---- pipelines -------------------------------------------------------------------------------------
     @property
@@ -63,11 +69,8 @@ class Lab:
 
         import diffusers
 
-        name = self.family_record.pipeline(mode)
-        if name is None:
-            raise BadInput(f"A {self.family} model cannot run {mode}: a refiner refines. Use it as "
-                           f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
-        cls = getattr(diffusers, name)
+        self._check_mode(mode)
+        cls = getattr(diffusers, self.family_record.pipeline(mode))
         accepted = inspect.signature(cls.__init__).parameters
         flags = {**PIPELINE_FLAGS, **self.config_flags}
         kwargs = {k: v for k, v in {**self.components, **flags}.items() if k in accepted}
@@ -96,11 +99,48 @@ class Lab:
         return self.components["unet"].config.sample_size * self.vae_scale
 
     def params(self, params: Params | None = None, prompt: str | None = None, **overrides) -> Params:
-        """`params` (or defaults) with `prompt` and overrides applied and checked."""
+        """`params` (or defaults) with `prompt` and overrides applied and checked: every setting's type and range
+        (`Params`), the sampler, schedule and eta against diffusers, clip_skip against the text encoders."""
+        if params is not None and not isinstance(params, Params):
+            raise BadInput(params_hint(params))
         p = params or Params()
         if prompt is not None:
-            overrides["prompt"] = prompt
-        return p.replace(**overrides).validate() if overrides else p.validate()
+            overrides["prompt"] = checks.text("prompt", prompt)
+        p = p.replace(**overrides) if overrides else p.validate()
+        from .samplers import check
+
+        check(p.sampler, p.schedule, p.eta)
+        layers = min(self.components[name].config.num_hidden_layers for name in self.family_record.text_encoders)
+        if p.clip_skip > layers:
+            raise BadInput(f"clip_skip={p.clip_skip}: A1111 counts from 1 (last layer); this model's text encoder "
+                           f"has {layers} layers. Use 1 or 2.")
+        return p
+
+    def _check_mode(self, mode: str) -> None:
+        if self.family_record.pipeline(mode) is None:
+            raise BadInput(f"A {self.family} model cannot run {mode}: a refiner refines. Use it as "
+                           f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
+
+    def _check_call(self, p: Params, mode: str, *, image=None, mask=None, refiner=None, on_step=None, size=None):
+        """What every public mode checks before any work; returns (image, mask) as 8-bit PIL images (or None).
+        `size`: the picture's (width, height) when neither `p` nor the image gives it (outpainting's canvas)."""
+        from . import images as im
+        from . import limits
+
+        checks.callback("on_step", on_step)
+        self._check_mode("inpaint" if self.variant == "inpaint" or mode == "outpaint" else mode)
+        if refiner is not None:
+            self._check_refiner(refiner)
+        if mode != "txt2img":
+            image = im.normalize(image, "image")
+        if mode == "inpaint":
+            mask = im.check_mask(mask, image)
+        if size is None and image is not None:
+            size = im.target_size(image, p.width, p.height, self.vae_scale)[:2]
+        width, height = size or (p.width or self.native_size, p.height or self.native_size)
+        limits.check(self, p.replace(width=width, height=height), "txt2img" if mode == "txt2img" else "img2img",
+                     refiner)
+        return image, mask
 
     def __repr__(self) -> str:
         variant = f" {self.variant}" if self.variant else ""
@@ -112,10 +152,11 @@ class Lab:
         LoRAs touch the base only, unless `refiner_loras=[path or (path, weight), ...]` loads some into the
         refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet)."""
         p = self.params(params, prompt, **overrides)
+        self._check_call(p, "txt2img", refiner=refiner, on_step=on_step)
+        requests = refiner_requests(refiner_loras)
         if refiner is not None:
-            self._check_refiner(refiner)
-            load_refiner_loras(refiner, refiner_loras)
-        elif refiner_loras:
+            load_refiner_loras(refiner, requests)
+        elif requests:
             raise BadInput("refiner_loras= needs refiner=<Lab>.")
         if self.variant == "inpaint":  # an inpainting UNet draws from scratch with a full mask, as A1111 does
             from PIL import Image
@@ -127,14 +168,12 @@ class Lab:
         return self._run("txt2img", p, refiner=refiner, on_step=on_step)
 
     def img2img(self, image, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
-        """Redraw `image` (PIL) starting `strength` of the way into the schedule."""
+        """Redraw `image` (PIL, or a NumPy array) starting `strength` of the way into the schedule."""
         p = self.params(params, prompt, **overrides)
+        image, _ = self._check_call(p, "img2img", image=image, refiner=refiner, on_step=on_step)
         if self.variant == "inpaint":  # an inpainting UNet redraws the whole picture through a full mask
             from PIL import Image
 
-            from .images import to_rgb
-
-            image = to_rgb(image)
             full = Image.new("L", image.size, 255)
             return self._run("inpaint", p.replace(mask_blur=0), image=image, mask=full, refiner=refiner,
                              on_step=on_step, label="img2img")
@@ -143,16 +182,22 @@ class Lab:
     def inpaint(self, image, mask, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw the white part of `mask` (PIL "L", same size as `image`); the rest keeps the original pixels."""
         p = self.params(params, prompt, **overrides)
+        image, mask = self._check_call(p, "inpaint", image=image, mask=mask, refiner=refiner, on_step=on_step)
         return self._run("inpaint", p, image=image, mask=mask, refiner=refiner, on_step=on_step)
 
     def outpaint(self, image, prompt=None, params=None, *, left=0, right=0, top=0, bottom=0, on_step=None,
                  **overrides):
         """Extend `image` by the given margins (pixels, multiples of 8) and paint the new area."""
-        from .images import extend_canvas
+        from .images import check_margins, extend_canvas, normalize
 
-        canvas, mask = extend_canvas(image, left=left, right=right, top=top, bottom=bottom)
         overrides.setdefault("strength", 1.0)
         p = self.params(params, prompt, **overrides)
+        margins = check_margins(left=left, right=right, top=top, bottom=bottom)
+        image = normalize(image, "image")
+        w, h = image.width + margins["left"] + margins["right"], image.height + margins["top"] + margins["bottom"]
+        size = tuple(max(self.vae_scale, n - n % self.vae_scale) for n in (w, h))  # the canvas, before it is made
+        self._check_call(p.replace(width=None, height=None), "outpaint", image=image, on_step=on_step, size=size)
+        canvas, mask = extend_canvas(image, **margins)
         return self._run("inpaint", p.replace(width=None, height=None), image=canvas, mask=mask,
                          on_step=on_step, label="outpaint")
 
@@ -207,7 +252,12 @@ class Lab:
         noise_mode, note = effective_mode(p.noise)
         warn_fallback(note)
         notes = [note] if note else []
+        if p.cfg < 1:
+            notes.append(f"cfg={p.cfg:g} is below 1: diffusers turns guidance off at CFG <= 1, so this is CFG 1's "
+                         f"picture (the prompt's prediction alone); A1111 and ComfyUI would extrapolate toward the "
+                         f"negative prompt (CFG 0: the negative prompt alone)")
         if image is not None:
+            notes += [n for n in [im.alpha_note(image)] if n]
             image = im.to_rgb(image)
             width, height, note = im.target_size(image, p.width, p.height, self.vae_scale)
             notes += [note] if note else []
@@ -321,6 +371,10 @@ class Lab:
 
     # ---- refiner ---------------------------------------------------------------------------------------
     def _check_refiner(self, refiner: "Lab") -> None:
+        if not isinstance(refiner, Lab):
+            hint = (f"pass refiner=labkit.open({str(refiner)!r})" if isinstance(refiner, (str, os.PathLike))
+                    else "pass refiner=labkit.open(name or path)")
+            raise BadInput(f"refiner= takes a Lab, not {checks.kind(refiner)}: {hint}.")
         fits = self.family_record.refiners
         if refiner.family not in fits:
             hint = f"a {' or '.join(fits)} model" if fits else "none: only SDXL-layout bases hand off to a refiner"
@@ -359,6 +413,30 @@ class Lab:
         return load_embedding(self, path, token)
 
 
+def params_hint(params) -> str:
+    """Why `params=` got something other than a Params, and what to pass."""
+    if isinstance(params, str):
+        return ("params= takes a labkit.Params, not text: the argument after the prompt is params. Pass the "
+                "negative prompt by name: negative_prompt='...'.")
+    if isinstance(params, dict):
+        return "params= takes a labkit.Params, not a dict: pass the settings as keywords (**settings) or Params(**d)."
+    return f"params= takes a labkit.Params (or None), not {checks.kind(params)}."
+
+
+def refiner_requests(requests) -> list:
+    """`refiner_loras=` as [(path or name, weight)], checked before anything is loaded."""
+    if not isinstance(requests, (list, tuple)):
+        raise BadInput(f"refiner_loras= takes a list of paths or (path, weight) pairs, e.g. "
+                       f"refiner_loras=['detail.safetensors'], not {checks.kind(requests)}.")
+    out = []
+    for request in requests:
+        if isinstance(request, tuple) and len(request) != 2:
+            raise BadInput(f"refiner_loras: {request!r} is not a (path, weight) pair.")
+        path, weight = request if isinstance(request, tuple) else (request, 1.0)
+        out.append((checks.path("refiner_loras", path), checks.real("refiner_loras weight", weight)))
+    return out
+
+
 def lora_record(applied, stage: str):
     """A LoRA that took part in a run (a LoraRecord), as results and saved recipes record it."""
     from .recipes.records import LoraRecord
@@ -377,9 +455,8 @@ def with_lora_tags(prompt: str, applied, tags) -> str:
 
 
 def load_refiner_loras(refiner, requests) -> None:
-    """Load the LoRAs asked for the refiner stage (path, name, or (path, weight)) unless already loaded."""
-    for request in requests:
-        path, weight = request if isinstance(request, tuple) else (request, 1.0)
+    """Load the LoRAs asked for the refiner stage ([(path or name, weight)]) unless already loaded."""
+    for path, weight in requests:
         from pathlib import Path
 
         name = Path(path).stem
