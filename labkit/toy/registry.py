@@ -8,6 +8,7 @@ same single-file path as any downloaded checkpoint.
 import json
 from pathlib import Path
 
+from ..checks import did_you_mean
 from ..errors import UnsupportedFile
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -29,7 +30,8 @@ def entry(name: str) -> dict:
     if name not in members:
         raise UnsupportedFile(f"{name!r} is not an embedded model; labkit.models() lists them: "
                               f"{', '.join(members) or '(none installed: run python -m labkit.toy.train all)'}. "
-                              f"For your own model, give the path of a .safetensors file or a diffusers folder.")
+                              f"For your own model, give the path of a .safetensors file or a diffusers folder."
+                              + did_you_mean(name, members))
     return manifest()[name]
 
 
