@@ -177,8 +177,11 @@ VARIANTS_BY_IN_CHANNELS = MappingProxyType({9: "inpaint", 8: "instruct-pix2pix"}
 
 def family(name) -> Family:
     """The record of family `name`; UnsupportedFile naming the known families otherwise."""
-    if name not in FAMILIES:
-        raise UnsupportedFile(f"Unknown model family {name!r}; known families: {', '.join(FAMILIES)}.")
+    if not isinstance(name, str) or name not in FAMILIES:
+        from .checks import did_you_mean
+
+        raise UnsupportedFile(f"Unknown model family {name!r}; known families: {', '.join(FAMILIES)}."
+                              + did_you_mean(name, FAMILIES))
     return FAMILIES[name]
 
 

@@ -315,6 +315,11 @@ class Lab:
         says so (SDXL bases: force_zeros_for_empty_prompt, as A1111 does), else the encoding of ""."""
         from .prompts import encode_schedule
 
+        if not isinstance(p, Params):
+            raise BadInput(f"encode_prompt takes a labkit.Params, not {checks.kind(p)}"
+                           + (": lab.encode_prompt(Params(prompt=...))." if isinstance(p, str) else "."))
+        if batch_size is not None:
+            checks.whole("batch_size", batch_size, low=1, example=1)
         zeros = self.config_flags.get("force_zeros_for_empty_prompt", False)
         return encode_schedule(self, p.prompt, p.negative_prompt, steps=p.steps, clip_skip=p.clip_skip,
                                emphasis=p.emphasis, zero_empty_negative=zeros,
@@ -395,13 +400,20 @@ class Lab:
         says which fields were honoured and which differ, and why."""
         from .reproduce import reproduce
 
+        if refiner is not None:
+            self._check_refiner(refiner)
         return reproduce(self, source, image=image, mask=mask, refiner=refiner, **overrides)
 
     # ---- components ------------------------------------------------------------------------------------
     def save_single_file(self, path, overwrite: bool = False):
         """Write this model as an A1111/ComfyUI-layout single .safetensors file."""
+        from pathlib import Path
+
         from .export import save_single_file
 
+        checks.flag("overwrite", overwrite)
+        if Path(checks.path("path", path)).suffix.lower() != ".safetensors":
+            raise BadInput(f"{path}: a single-file checkpoint is written as .safetensors; end the name with it.")
         self.loras.unfuse()  # the file holds the model's own weights, never folded LoRAs
         return save_single_file(self.components, self.family_record.checkpoint, path,
                                 metadata={"labkit.family": self.family}, overwrite=overwrite)
@@ -410,6 +422,10 @@ class Lab:
         """Load a textual-inversion embedding (A1111 `emb_params`, or SDXL `clip_l`/`clip_g`) as `token`."""
         from .embeddings import load_embedding
 
+        checks.path("path", path)
+        if not checks.text("token", token).strip() or any(c.isspace() for c in token):
+            raise BadInput(f"token={token!r}: give the word that will call the embedding in prompts, without spaces, "
+                           f"e.g. token='<my-style>'.")
         return load_embedding(self, path, token)
 
 

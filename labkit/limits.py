@@ -31,6 +31,9 @@ from .errors import TooLarge
 DEFAULT_MAX_SECONDS = 3600.0
 SECOND_ORDER = frozenset({"Heun", "DPM2", "DPM2 a", "DPM++ SDE"})  # two UNet evaluations per step after the first
 GPU_FACTOR = {"cuda": 1.0, "mps": 4.0, "xpu": 3.0}  # slower than the CUDA figures
+# a LoRA training step (`mode="train"`) against a sampler step at the same batch: one UNet pass without CFG's second
+# forward and backward (about twice a forward); activations are kept for the backward pass
+TRAIN_TIME, TRAIN_MEMORY = 1.5, 4.0
 
 
 @dataclass(frozen=True)
@@ -113,16 +116,19 @@ def estimate(lab, p, mode: str = "txt2img", refiner=None) -> Estimate:
     gpu = GPU_FACTOR.get(str(lab.device).split(":")[0])
     cost = COSTS.get(lab.family, SD)
     lpx = (p.width // lab.vae_scale) * (p.height // lab.vae_scale)
-    steps = p.steps * (p.strength if mode != "txt2img" else 1.0)
+    steps = p.steps * (p.strength if mode not in ("txt2img", "train") else 1.0)
     base_steps = steps * (p.switch_at if refiner is not None else 1.0)
     seconds = _denoise_seconds(cost, gpu, lab.dtype, lpx, p.batch_size, base_steps, p.sampler)
     if refiner is not None:
         seconds += _denoise_seconds(COSTS.get(refiner.family, SD), gpu, refiner.dtype, lpx, p.batch_size,
                                     steps - base_steps, p.sampler)
-    seconds += p.batch_size * p.width * p.height * cost.decode[gpu is not None] * (gpu or 1.0)
+    if mode == "train":
+        seconds *= TRAIN_TIME
+    else:
+        seconds += p.batch_size * p.width * p.height * cost.decode[gpu is not None] * (gpu or 1.0)
     half = 0.5 if lab.dtype in ("float16", "bfloat16") else 1.0
     memory = weight_bytes(lab) + (weight_bytes(refiner) if refiner is not None else 0)
-    memory += p.batch_size * lpx * cost.bytes_per_lpx * half
+    memory += p.batch_size * lpx * cost.bytes_per_lpx * half * (TRAIN_MEMORY if mode == "train" else 1.0)
     what = (f"{mode} {p.width}x{p.height}, batch {p.batch_size}, {p.steps} steps of {p.sampler} on "
             f"{lab.family} ({lab.device}, {lab.dtype})")
     return Estimate(seconds, memory, what)

@@ -103,3 +103,16 @@ class Patch:
         if self.magnitude is not None:
             dw = dora(w0, dw, self.magnitude.to(w0.device), self.per_output)
         return dw
+
+
+def dora_magnitude(parts, tensors, weight_shape):
+    """(magnitude, per_output) of a DoRA module; (None, True) without one; (False, _) when it does not fit."""
+    if "magnitude" in parts:  # PEFT: one magnitude per output row
+        m = tensors[parts["magnitude"]]
+        return (m, True) if m.numel() == weight_shape[0] else (False, True)
+    if "dora_scale" in parts:  # LyCORIS: (out, 1, ...) per output row, or (1, in, ...) per input column
+        m = tensors[parts["dora_scale"]]
+        per_output = m.shape[0] == weight_shape[0]
+        fits = m.numel() == weight_shape[0 if per_output else 1]
+        return (m, per_output) if fits else (False, per_output)
+    return None, True

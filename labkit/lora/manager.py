@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import checks
 from ..errors import BadInput, LoraMismatch, UnsupportedFile
 from ..families import FAMILIES
 from . import formats
@@ -112,13 +113,17 @@ def weight_for(component: str, te_weight: float, unet_weight: float) -> float:
     return unet_weight if component == "unet" else te_weight
 
 
-def _number(value, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+def _number(value, what: str, text_ok: bool = False) -> float:
+    """A LoRA weight: a finite number (from a prompt tag, also its text); BadInput otherwise (True is not 1)."""
+    if text_ok and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    number = float(value) if checks.is_real(value) else math.nan
     if not math.isfinite(number):
-        raise BadInput(f"{what}={value!r} is not a finite number; LoRA weights are usually between -2 and 2.")
+        raise BadInput(f"{what}={checks.shown(value)} is not a finite number; LoRA weights are usually between -2 "
+                       f"and 2.")
     return number
 
 
@@ -151,6 +156,10 @@ class LoraManager:
 
         Raises LoraMismatch for a LoRA of another model family, or (strict) one whose modules find a layer in
         fewer than 90 % of cases; UnsupportedFile for a file that is not a LoRA or is corrupt."""
+        checks.path("path", path)
+        if name is not None and not checks.text("name", name).strip():
+            raise BadInput("name= is empty; give the LoRA a name, or leave name=None to use the file's.")
+        checks.flag("strict", strict)
         path = self._resolve(path)
         name = name or path.stem
         if name in self._loras:
@@ -213,7 +222,7 @@ class LoraManager:
         """The Patch for one module of the file, or a string saying why it fits no layer."""
         import torch
 
-        from .deltas import Patch, as_matrix, product_shape
+        from .deltas import Patch, as_matrix, dora_magnitude, product_shape
 
         kind = formats.kind(parts)
         if kind is None:
@@ -229,7 +238,7 @@ class LoraManager:
         product, weight = product_shape(kind, shapes), tuple(target.weight.shape)
         if product is None or as_matrix(product) != as_matrix(weight):
             return f"its {kind} product {product} does not fit the layer's weight {weight}"
-        magnitude, per_output = _dora(parts, tensors, weight)
+        magnitude, per_output = dora_magnitude(parts, tensors, weight)
         if magnitude is False:
             return f"its DoRA magnitude does not fit the layer's weight {weight}"
         config = peft.get(component, {})
@@ -249,14 +258,18 @@ class LoraManager:
             if hits:
                 return min(hits, key=lambda p: len(p.parts))  # the shallowest, as A1111 lists them first
         where = "\n  ".join(str(p) for p in self.search_paths)
+        found = {p.stem for f in map(Path, self.search_paths) if f.is_dir() for p in f.rglob("*.safetensors")}
         raise BadInput(f"No LoRA named {name!r} in the search paths:\n  {where}\nPut {name}.safetensors in one of "
-                       f"them, add a folder to lab.loras.search_paths (or ${ENV_PATH}), or load it by path.")
+                       f"them, add a folder to lab.loras.search_paths (or ${ENV_PATH}), or load it by path."
+                       + checks.did_you_mean(name, sorted(found)))
 
     # ---- toggles and weights ---------------------------------------------------------------------------
     def _get(self, name) -> _Lora:
+        checks.text("name", name)
         if name not in self._loras:
             loaded = ", ".join(self._loras) or "none"
-            raise BadInput(f"No LoRA named {name!r} is loaded (loaded: {loaded}); lab.loras.load(path) first.")
+            raise BadInput(f"No LoRA named {name!r} is loaded (loaded: {loaded}); lab.loras.load(path) first."
+                           + checks.did_you_mean(name, self._loras))
         return self._loras[name]
 
     def set_weight(self, name, weight, te_weight=None) -> None:
@@ -374,8 +387,9 @@ class LoraManager:
         same prompt again costs nothing."""
         call = {}
         for tag in tags:
-            te = 1.0 if tag.te_weight is None else _number(tag.te_weight, f"<lora:{tag.name}> weight")
-            unet = te if tag.unet_weight is None else _number(tag.unet_weight, f"<lora:{tag.name}> unet weight")
+            te = 1.0 if tag.te_weight is None else _number(tag.te_weight, f"<lora:{tag.name}> weight", text_ok=True)
+            unet = te if tag.unet_weight is None else _number(tag.unet_weight, f"<lora:{tag.name}> unet weight",
+                                                              text_ok=True)
             call[tag.name] = (self._loras.get(tag.name) or self._prompt_lora(tag.name), te, unet)
         outer, self._call = self._call, call
         try:
@@ -453,19 +467,6 @@ def _read_tensors(path) -> dict:
         raise UnsupportedFile(f"{path} holds NaN or infinite values in {len(bad)} tensors (e.g. {bad[0]!r}): the "
                               "file is corrupt or was saved from a diverged training run.")
     return tensors
-
-
-def _dora(parts, tensors, weight_shape):
-    """(magnitude, per_output) of a DoRA module; (None, True) without one; (False, _) when it does not fit."""
-    if "magnitude" in parts:  # PEFT: one magnitude per output row
-        m = tensors[parts["magnitude"]]
-        return (m, True) if m.numel() == weight_shape[0] else (False, True)
-    if "dora_scale" in parts:  # LyCORIS: (out, 1, ...) per output row, or (1, in, ...) per input column
-        m = tensors[parts["dora_scale"]]
-        per_output = m.shape[0] == weight_shape[0]
-        fits = m.numel() == weight_shape[0 if per_output else 1]
-        return (m, per_output) if fits else (False, per_output)
-    return None, True
 
 
 def _display(family: str) -> str:
