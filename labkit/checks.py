@@ -90,9 +90,20 @@ def _is_bool(value) -> bool:
 
 
 def kind(value) -> str:
-    """"an int", "a str", "a NoneType"...: a value's type with its article."""
+    """"an int", "a str", "None", "bytes"...: a value's type as a message says it."""
+    if value is None:
+        return "None"
     name = type(value).__name__
+    if name in ("bytes", "bytearray"):
+        return name
     return ("an " if name[0].lower() in "aeiou" else "a ") + name
+
+
+def described(name: str, value) -> str:
+    """"steps=20.5 is a float", "steps is missing (None)": the start of a message about a wrong type."""
+    if value is None:
+        return f"{name} is missing (None)"
+    return f"{name}={shown(value)} is {kind(value)}"
 
 
 def shown(value) -> str:
@@ -109,7 +120,7 @@ def whole(name: str, value, low=None, high=None, example=None) -> int:
         if is_real(value):
             raise BadInput(f"{name}={shown(value)} is a float; give a whole number (an int){hint}: labkit does not "
                            f"round settings.")
-        raise BadInput(f"{name}={shown(value)} is {kind(value)}; give a whole number (an int){hint}.")
+        raise BadInput(f"{described(name, value)}; give a whole number (an int){hint}.")
     number = int(value)
     _in_range(name, number, low, high)
     return number
@@ -119,7 +130,7 @@ def real(name: str, value, low=None, high=None, example=None) -> float:
     """`value` as a finite float within [low, high]; BadInput for NaN, infinities, bools and non-numbers."""
     if not is_real(value):
         hint = f", e.g. {name}={example}" if example is not None else ""
-        raise BadInput(f"{name}={shown(value)} is {kind(value)}; give a number{hint}.")
+        raise BadInput(f"{described(name, value)}; give a number{hint}.")
     number = float(value)
     if not math.isfinite(number):
         raise BadInput(f"{name}={shown(value)} is not a finite number; give a real value"
@@ -138,7 +149,7 @@ def _in_range(name, number, low, high) -> None:
 def flag(name: str, value) -> bool:
     """`value` as a bool: True / False (or a NumPy bool); BadInput for 0, 1, "yes" and the rest."""
     if not _is_bool(value):
-        raise BadInput(f"{name}={shown(value)} is {kind(value)}; give True or False.")
+        raise BadInput(f"{described(name, value)}; give True or False.")
     return bool(value)
 
 
@@ -150,7 +161,7 @@ def text(name: str, value, allow_none: bool = False) -> str | None:
         return value
     if isinstance(value, (bytes, bytearray)):
         raise BadInput(f"{name}= got bytes; give text: {name}=value.decode('utf-8').")
-    raise BadInput(f"{name}={shown(value)} is {kind(value)}; give text (a str).")
+    raise BadInput(f"{described(name, value)}; give text (a str).")
 
 
 def path(name: str, value):
@@ -158,7 +169,7 @@ def path(name: str, value):
     if isinstance(value, (bytes, bytearray)):
         raise BadInput(f"{name}= got bytes; give a path as text or a pathlib.Path.")
     if not isinstance(value, (str, os.PathLike)):
-        raise BadInput(f"{name}={shown(value)} is {kind(value)}; give a file path (a str or "
+        raise BadInput(f"{described(name, value)}; give a file path (a str or "
                        f"pathlib.Path).")
     if not str(os.fspath(value)).strip():
         raise BadInput(f"{name}={shown(value)} is empty; give a file path.")

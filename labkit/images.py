@@ -168,10 +168,15 @@ def blur(pipe, mask, radius: int):
     return pipe.mask_processor.blur(mask, blur_factor=radius) if radius > 0 else mask
 
 
-def crop_region(pipe, mask, p):
-    """(x1, y1, x2, y2) around the mask plus `p.padding`, widened to the target aspect ratio ("only masked")."""
+def check_painted(mask) -> None:
+    """BadInput for an all-black mask, which leaves nothing to redraw."""
     if mask.getbbox() is None:
         raise BadInput("The mask is empty (all black): paint the area to redraw in white.")
+
+
+def crop_region(pipe, mask, p):
+    """(x1, y1, x2, y2) around the mask plus `p.padding`, widened to the target aspect ratio ("only masked")."""
+    check_painted(mask)
     return pipe.mask_processor.get_crop_region(mask, p.width, p.height, pad=p.padding)
 
 

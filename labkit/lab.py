@@ -5,7 +5,6 @@ adds the parts A1111 users expect: A1111 sampler names, seeds with reproducible 
 checks, mask blur and "only masked", and a Result carrying the full recipe.
 """
 
-import os
 from time import perf_counter
 
 from . import checks, families
@@ -69,7 +68,9 @@ class Lab:
 
         import diffusers
 
-        self._check_mode(mode)
+        from .arguments import mode as check_mode
+
+        check_mode(self, mode)
         cls = getattr(diffusers, self.family_record.pipeline(mode))
         accepted = inspect.signature(cls.__init__).parameters
         flags = {**PIPELINE_FLAGS, **self.config_flags}
@@ -101,46 +102,15 @@ class Lab:
     def params(self, params: Params | None = None, prompt: str | None = None, **overrides) -> Params:
         """`params` (or defaults) with `prompt` and overrides applied and checked: every setting's type and range
         (`Params`), the sampler, schedule and eta against diffusers, clip_skip against the text encoders."""
-        if params is not None and not isinstance(params, Params):
-            raise BadInput(params_hint(params))
-        p = params or Params()
-        if prompt is not None:
-            overrides["prompt"] = checks.text("prompt", prompt)
-        p = p.replace(**overrides) if overrides else p.validate()
-        from .samplers import check
+        from .arguments import settings
 
-        check(p.sampler, p.schedule, p.eta)
-        layers = min(self.components[name].config.num_hidden_layers for name in self.family_record.text_encoders)
-        if p.clip_skip > layers:
-            raise BadInput(f"clip_skip={p.clip_skip}: A1111 counts from 1 (last layer); this model's text encoder "
-                           f"has {layers} layers. Use 1 or 2.")
-        return p
+        return settings(self, params, prompt, overrides)
 
-    def _check_mode(self, mode: str) -> None:
-        if self.family_record.pipeline(mode) is None:
-            raise BadInput(f"A {self.family} model cannot run {mode}: a refiner refines. Use it as "
-                           f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
+    def _check_call(self, p: Params, mode: str, **inputs):
+        """`labkit.arguments.call`: everything a public mode checks before any work; returns (image, mask)."""
+        from .arguments import call
 
-    def _check_call(self, p: Params, mode: str, *, image=None, mask=None, refiner=None, on_step=None, size=None):
-        """What every public mode checks before any work; returns (image, mask) as 8-bit PIL images (or None).
-        `size`: the picture's (width, height) when neither `p` nor the image gives it (outpainting's canvas)."""
-        from . import images as im
-        from . import limits
-
-        checks.callback("on_step", on_step)
-        self._check_mode("inpaint" if self.variant == "inpaint" or mode == "outpaint" else mode)
-        if refiner is not None:
-            self._check_refiner(refiner)
-        if mode != "txt2img":
-            image = im.normalize(image, "image")
-        if mode == "inpaint":
-            mask = im.check_mask(mask, image)
-        if size is None and image is not None:
-            size = im.target_size(image, p.width, p.height, self.vae_scale)[:2]
-        width, height = size or (p.width or self.native_size, p.height or self.native_size)
-        limits.check(self, p.replace(width=width, height=height), "txt2img" if mode == "txt2img" else "img2img",
-                     refiner)
-        return image, mask
+        return call(self, p, mode, **inputs)
 
     def __repr__(self) -> str:
         variant = f" {self.variant}" if self.variant else ""
@@ -152,7 +122,9 @@ class Lab:
         LoRAs touch the base only, unless `refiner_loras=[path or (path, weight), ...]` loads some into the
         refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet)."""
         p = self.params(params, prompt, **overrides)
-        self._check_call(p, "txt2img", refiner=refiner, on_step=on_step)
+        from .arguments import refiner_requests
+
+        self._check_call(p, "txt2img", refiner_lab=refiner, on_step=on_step)
         requests = refiner_requests(refiner_loras)
         if refiner is not None:
             load_refiner_loras(refiner, requests)
@@ -170,7 +142,7 @@ class Lab:
     def img2img(self, image, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw `image` (PIL, or a NumPy array) starting `strength` of the way into the schedule."""
         p = self.params(params, prompt, **overrides)
-        image, _ = self._check_call(p, "img2img", image=image, refiner=refiner, on_step=on_step)
+        image, _ = self._check_call(p, "img2img", image=image, refiner_lab=refiner, on_step=on_step)
         if self.variant == "inpaint":  # an inpainting UNet redraws the whole picture through a full mask
             from PIL import Image
 
@@ -182,7 +154,7 @@ class Lab:
     def inpaint(self, image, mask, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw the white part of `mask` (PIL "L", same size as `image`); the rest keeps the original pixels."""
         p = self.params(params, prompt, **overrides)
-        image, mask = self._check_call(p, "inpaint", image=image, mask=mask, refiner=refiner, on_step=on_step)
+        image, mask = self._check_call(p, "inpaint", image=image, mask=mask, refiner_lab=refiner, on_step=on_step)
         return self._run("inpaint", p, image=image, mask=mask, refiner=refiner, on_step=on_step)
 
     def outpaint(self, image, prompt=None, params=None, *, left=0, right=0, top=0, bottom=0, on_step=None,
@@ -375,18 +347,6 @@ class Lab:
         return pipe.image_processor.postprocess(x.float(), output_type="pil")
 
     # ---- refiner ---------------------------------------------------------------------------------------
-    def _check_refiner(self, refiner: "Lab") -> None:
-        if not isinstance(refiner, Lab):
-            hint = (f"pass refiner=labkit.open({str(refiner)!r})" if isinstance(refiner, (str, os.PathLike))
-                    else "pass refiner=labkit.open(name or path)")
-            raise BadInput(f"refiner= takes a Lab, not {checks.kind(refiner)}: {hint}.")
-        fits = self.family_record.refiners
-        if refiner.family not in fits:
-            hint = f"a {' or '.join(fits)} model" if fits else "none: only SDXL-layout bases hand off to a refiner"
-            raise BadInput(f"Refiner {refiner.name or refiner.family!r} ({refiner.family}) does not fit a "
-                           f"{self.family} base: its UNet works on another latent space or conditioning. "
-                           f"Fitting refiner: {hint}.")
-
     def _refine(self, latents, p: Params):
         """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
         pipe = self.pipeline("img2img")
@@ -401,7 +361,9 @@ class Lab:
         from .reproduce import reproduce
 
         if refiner is not None:
-            self._check_refiner(refiner)
+            from .arguments import refiner as check_refiner
+
+            check_refiner(self, refiner)
         return reproduce(self, source, image=image, mask=mask, refiner=refiner, **overrides)
 
     # ---- components ------------------------------------------------------------------------------------
@@ -411,9 +373,13 @@ class Lab:
 
         from .export import save_single_file
 
+        from .files import exists_message
+
         checks.flag("overwrite", overwrite)
         if Path(checks.path("path", path)).suffix.lower() != ".safetensors":
             raise BadInput(f"{path}: a single-file checkpoint is written as .safetensors; end the name with it.")
+        if Path(path).exists() and not overwrite:
+            raise BadInput(exists_message(path))
         self.loras.unfuse()  # the file holds the model's own weights, never folded LoRAs
         return save_single_file(self.components, self.family_record.checkpoint, path,
                                 metadata={"labkit.family": self.family}, overwrite=overwrite)
@@ -427,30 +393,6 @@ class Lab:
             raise BadInput(f"token={token!r}: give the word that will call the embedding in prompts, without spaces, "
                            f"e.g. token='<my-style>'.")
         return load_embedding(self, path, token)
-
-
-def params_hint(params) -> str:
-    """Why `params=` got something other than a Params, and what to pass."""
-    if isinstance(params, str):
-        return ("params= takes a labkit.Params, not text: the argument after the prompt is params. Pass the "
-                "negative prompt by name: negative_prompt='...'.")
-    if isinstance(params, dict):
-        return "params= takes a labkit.Params, not a dict: pass the settings as keywords (**settings) or Params(**d)."
-    return f"params= takes a labkit.Params (or None), not {checks.kind(params)}."
-
-
-def refiner_requests(requests) -> list:
-    """`refiner_loras=` as [(path or name, weight)], checked before anything is loaded."""
-    if not isinstance(requests, (list, tuple)):
-        raise BadInput(f"refiner_loras= takes a list of paths or (path, weight) pairs, e.g. "
-                       f"refiner_loras=['detail.safetensors'], not {checks.kind(requests)}.")
-    out = []
-    for request in requests:
-        if isinstance(request, tuple) and len(request) != 2:
-            raise BadInput(f"refiner_loras: {request!r} is not a (path, weight) pair.")
-        path, weight = request if isinstance(request, tuple) else (request, 1.0)
-        out.append((checks.path("refiner_loras", path), checks.real("refiner_loras weight", weight)))
-    return out
 
 
 def lora_record(applied, stage: str):

@@ -74,7 +74,8 @@ class Limits:
         for name in ("max_seconds", "max_memory_gb"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, checks.real(name, value, low=0, example=3600))
+                example = 3600 if name == "max_seconds" else 16
+                object.__setattr__(self, name, checks.real(name, value, low=0, example=example))
 
 
 @dataclass(frozen=True)
@@ -149,17 +150,18 @@ def check(lab, p, mode: str = "txt2img", refiner=None) -> Estimate | None:
         return None
     found = estimate(lab, p, mode, refiner)
     max_memory = (limits.max_memory_gb * 2**30 if limits.max_memory_gb is not None else _device_memory(lab.device))
-    over = []
+    over, raise_to = [], []
     if limits.max_seconds is not None and found.seconds > limits.max_seconds:
         over.append(f"time limit {duration(limits.max_seconds)}")
+        raise_to.append(f"max_seconds={_suggest(found.seconds)}")
     if found.memory > max_memory:
         source = "" if limits.max_memory_gb is not None else f", the memory of {lab.device}"
         over.append(f"memory limit {gib(max_memory)}{source}")
+        raise_to.append(f"max_memory_gb={_suggest(found.memory / 2**30)}")
     if over:
         raise TooLarge(f"This run is estimated at {found} (over the {' and the '.join(over)}). Make it smaller "
-                       f"(fewer steps, a smaller size or batch), or raise the limit for this Lab: "
-                       f"lab.limits = labkit.Limits(max_seconds={_suggest(found.seconds)}, "
-                       f"max_memory_gb={_suggest(found.memory / 2**30)}); lab.limits = None turns the check off.")
+                       f"(fewer steps, a smaller size or batch), or raise this Lab's limit: "
+                       f"lab.limits = labkit.Limits({', '.join(raise_to)}); lab.limits = None turns the check off.")
     return found
 
 

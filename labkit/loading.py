@@ -10,7 +10,8 @@ from .header import PICKLE_SUFFIXES
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
 DTYPE_WORDS = {"fp16": "float16", "half": "float16", "f16": "float16", "fp32": "float32", "float": "float32",
-               "single": "float32", "f32": "float32", "bf16": "bfloat16"}  # what people write for them
+               "single": "float32", "f32": "float32", "bf16": "bfloat16",
+               "float64": "float32", "double": "float32", "fp64": "float32"}  # what people write for them
 PREDICTIONS = ("epsilon", "v_prediction")
 # diffusers folder (pipeline layout, UNet cross-attention width) -> family
 FOLDER_FAMILIES = {(f.layout, f.context_width): f.name for f in FAMILIES.values()}

@@ -120,7 +120,9 @@ def _number(value, what: str, text_ok: bool = False) -> float:
             value = float(value)
         except ValueError:
             pass
-    number = float(value) if checks.is_real(value) else math.nan
+    if not checks.is_real(value):
+        raise BadInput(f"{checks.described(what, value)}; give a number: LoRA weights are usually between -2 and 2.")
+    number = float(value)
     if not math.isfinite(number):
         raise BadInput(f"{what}={checks.shown(value)} is not a finite number; LoRA weights are usually between -2 "
                        f"and 2.")
