@@ -36,10 +36,11 @@ def entry(name: str) -> dict:
 
 
 def state_dict(name: str) -> dict:
-    """The member's A1111-layout state dict, assembled from its shipped parts."""
-    from safetensors.torch import load_file
+    """The member's A1111-layout state dict, assembled from its shipped parts (read by `header.read_tensors`,
+    which does not leak memory each time a model is opened, as safetensors' `load_file` does)."""
+    from ..header import read_tensors
 
     out = {}
     for file, prefix in entry(name)["parts"]:
-        out.update({prefix + k: v for k, v in load_file(str(WEIGHTS / file)).items()})
+        out.update({prefix + k: v for k, v in read_tensors(WEIGHTS / file).items()})
     return out
