@@ -120,7 +120,9 @@ class Lab:
     def txt2img(self, prompt=None, params=None, *, refiner=None, refiner_loras=(), on_step=None, **overrides):
         """Generate from text. `refiner=<Lab>` hands the latents to a refiner at `switch_at` of the schedule;
         LoRAs touch the base only, unless `refiner_loras=[path or (path, weight), ...]` loads some into the
-        refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet)."""
+        refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet). A `cfg` below 1
+        runs as CFG 1 (diffusers turns guidance off there; A1111 and ComfyUI extrapolate toward the negative
+        prompt): the Result's notes say so (see `Params`)."""
         p = self.params(params, prompt, **overrides)
         from .arguments import refiner_requests
 
