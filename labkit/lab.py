@@ -374,7 +374,6 @@ class Lab:
         from pathlib import Path
 
         from .export import save_single_file
-
         from .files import exists_message
 
         checks.flag("overwrite", overwrite)

@@ -242,23 +242,24 @@ def make_scheduler(name: str, schedule: str | None, base_config, version: str | 
     `eta` is checked against what diffusers can do: only DDIM's is adjustable, and it goes to the pipeline
     call (`pipe(..., eta=eta)`); the ancestral and SDE samplers always use A1111's default 1.0.
     """
-    sampler, resolved = canonical(name, schedule, version)
-    _check_eta(sampler, eta)
-    cls, flags = resolve(sampler, resolved)
     if not hasattr(base_config, "keys"):
         raise BadInput(f"base_config={base_config!r} is not a scheduler config: pass the model's own, e.g. "
                        f"lab.pipe.scheduler.config or lab.scheduler_config.")
+    sampler, resolved = canonical(name, schedule, version)
+    _check_eta(sampler, eta)
+    cls, flags = resolve(sampler, resolved)
     record = dict(zip(_RECORD, (sampler, resolved)))
     return cls.from_config({**dict(base_config), **record}, **flags)
 
 
 def check(name: str, schedule: str | None = AUTOMATIC, eta: float | None = None) -> tuple[str, str]:
-    """A1111's (sampler, schedule) once `name`, `schedule` and `eta` are known to run here (the names exist, have a
-    diffusers equivalent, their packages are installed, the schedule fits the sampler, diffusers honours eta);
-    BadInput naming the fix otherwise. What a Lab checks before a generation starts."""
+    """A1111's (sampler, schedule) once `name`, `schedule` and `eta` can be used (the names exist and have a
+    diffusers equivalent, the packages they need are installed, diffusers honours eta); BadInput naming the fix
+    otherwise. What a Lab checks before a generation starts; whether a schedule fits the sampler's diffusers class
+    is the scheduler set-up's question (`make_scheduler`)."""
     sampler, resolved = canonical(name, schedule)
     _check_eta(sampler, eta)
-    resolve(sampler, resolved)
+    _check_packages(sampler, resolved)
     return sampler, resolved
 
 

@@ -122,8 +122,6 @@ CASES = [
     refuses(T2I, "lab.txt2img('a cat', schedule='Karas')", t2i("a cat", schedule="Karas"), "Did you mean 'Karras'"),
     refuses(T2I, "lab.txt2img('a cat', sampler='DPM fast')", t2i("a cat", sampler="DPM fast"),
             "no diffusers equivalent.*Choose one of"),
-    refuses(T2I, "lab.txt2img('a cat', sampler='DDIM', schedule='Karras')", t2i("a cat", sampler="DDIM",
-            schedule="Karras"), "does not support. Schedule types for DDIM"),
     refuses(T2I, "lab.txt2img('a cat', sampler='Euler a', eta=0.5)", t2i("a cat", sampler="Euler a", eta=0.5),
             "full noise"),
     refuses(T2I, "lab.txt2img('a cat', cfg=float('nan'))", t2i("a cat", cfg=float("nan")), "not a finite number"),

@@ -106,6 +106,8 @@ CASES = [
     refuses(SAMPLERS, "samplers.resolve(None)", lambda env: sm.resolve(None), "give text"),
     refuses(SAMPLERS, "samplers.resolve('DPM++ 2M', 'Karas')", lambda env: sm.resolve("DPM++ 2M", "Karas"),
             "Did you mean 'Karras'"),
+    refuses(SAMPLERS, "samplers.resolve('DDIM', 'Karras')", lambda env: sm.resolve("DDIM", "Karras"),
+            "does not support. Schedule types for DDIM"),
     refuses(SAMPLERS, "samplers.resolve('Restart')", lambda env: sm.resolve("Restart"), "no diffusers equivalent"),
     refuses(SAMPLERS, "samplers.resolve('DPM++ 2M Karras', 'Exponential')", lambda env: sm.resolve(
             "DPM++ 2M Karras", "Exponential"), "already names the schedule"),
