@@ -5,7 +5,7 @@
 
 from importlib import import_module
 
-from .errors import BadInput, LabkitError, LoraMismatch, UnsafeFile, UnsupportedFile
+from .errors import BadInput, LabkitError, LoraMismatch, TooLarge, UnsafeFile, UnsupportedFile
 from .params import Params
 from .version import __version__
 
@@ -26,9 +26,12 @@ _LAZY = {
     "noise": ("labkit.noise", None),
     "hashes": ("labkit.hashes", None),
     "grid": ("labkit.grids", "grid"),
+    "Limits": ("labkit.limits", "Limits"),
+    "devices": ("labkit.devices", None),
 }
 
-__all__ = ["__version__", "BadInput", "LabkitError", "LoraMismatch", "UnsafeFile", "UnsupportedFile", "Params", *_LAZY]
+__all__ = ["__version__", "BadInput", "LabkitError", "LoraMismatch", "TooLarge", "UnsafeFile", "UnsupportedFile",
+           "Params", *_LAZY]
 
 
 def __getattr__(name):

@@ -340,7 +340,9 @@ def _with_alpha(lora, path, header, data_start):
 
 def inspect(path) -> FileInfo:
     """Describe a .safetensors file from its header (plus a LoRA's few alpha scalars); no tensors load."""
-    path = Path(path)
+    from .checks import path as check_path
+
+    path = Path(check_path("path", path)).expanduser()
     header, metadata, data_start = read_header_at(path)
     found = detect({key: entry["shape"] for key, entry in header.items()}, metadata)
     lora = _with_alpha(found.lora, path, header, data_start) if found.lora and found.lora.has_alpha else found.lora

@@ -18,6 +18,11 @@ def load_embedding(lab, path, token: str) -> list[str]:
     if info.family != lab.family or lab.layout == "refiner":  # an embedding fits its family's text encoders
         raise BadInput(f"{info.path.name} is a {info.family} embedding and does not fit this {lab.family} model "
                        f"(its vectors have another text-encoder width); use an embedding made for {lab.family}.")
+    taken = [name for name in ("tokenizer", "tokenizer_2") if lab.components.get(name) is not None
+             and token in lab.components[name].get_vocab()]
+    if taken:
+        raise BadInput(f"token={token!r} is already a word of this model's tokenizer (a loaded embedding or a CLIP "
+                       f"word): choose another token, e.g. '<{token.strip('<>')}-2>'.")
     tensors = load_file(str(path))
     pipe = lab.pipe
     c = lab.components

@@ -19,3 +19,8 @@ class LoraMismatch(LabkitError):
 
 class BadInput(LabkitError, ValueError):
     """A setting outside what the pipeline accepts (size, strength, sampler, steps...)."""
+
+
+class TooLarge(BadInput):
+    """A run whose estimated time or memory is over the Lab's limits (`lab.limits`), or a grid too large to start
+    unasked; the message gives the estimate and how to raise the limit."""

@@ -128,6 +128,12 @@ class Family:
     def text_encoders(self) -> tuple[str, ...]:
         return LAYOUTS[self.layout].text_encoders
 
+    @property
+    def vae_group(self) -> str:
+        """Families whose VAEs are interchangeable share a group: SD 1.x and 2.x ("sd"), SDXL and its refiner
+        ("sdxl"), the embedded toys (one shared VAE)."""
+        return "toy" if self.embedded else "sdxl" if self.checkpoint.startswith("sdxl") else "sd"
+
     def pipeline(self, mode: str) -> str | None:
         """The diffusers pipeline class name for `mode`, or None when this family cannot run it."""
         return LAYOUTS[self.layout].pipelines.get(mode)
@@ -171,8 +177,11 @@ VARIANTS_BY_IN_CHANNELS = MappingProxyType({9: "inpaint", 8: "instruct-pix2pix"}
 
 def family(name) -> Family:
     """The record of family `name`; UnsupportedFile naming the known families otherwise."""
-    if name not in FAMILIES:
-        raise UnsupportedFile(f"Unknown model family {name!r}; known families: {', '.join(FAMILIES)}.")
+    if not isinstance(name, str) or name not in FAMILIES:
+        from .checks import did_you_mean
+
+        raise UnsupportedFile(f"Unknown model family {name!r}; known families: {', '.join(FAMILIES)}."
+                              + did_you_mean(name, FAMILIES))
     return FAMILIES[name]
 
 

@@ -19,7 +19,8 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import BadInput
+from . import checks
+from .errors import BadInput, TooLarge
 from .params import Params
 
 AXES = ("x", "y", "z")
@@ -32,6 +33,8 @@ PROMPT_SR = "prompt s/r"
 MODEL_NAMES = ("model", "checkpoint name")  # "model" varies the Lab itself, not only the recorded name
 KIND_ORDER = {"field": 0, "prompt": 1, "lora": 2, "model": 3}  # prompt S/R applies after field changes
 MIN_CELL = 128  # auto upscale: small cells are enlarged (integer factor, nearest) to at least this many pixels
+CONFIRM_CELLS = 200  # a grid of more cells runs only with confirm=True (the error gives its estimated time)
+FN_KEYWORDS = ("image", "mask", "refiner", "refiner_loras", "on_step", "left", "right", "top", "bottom")
 
 
 # ---- axes ------------------------------------------------------------------------------------------------------
@@ -96,9 +99,12 @@ def parse_axis(spec, fn=None) -> Axis:
         return _lora_axis(name, name.split(":", 1)[1].strip(), values, fn)
     if lower in MODEL_NAMES:
         return _model_axis(name, values, fn)
+    known = [*FIELDS, *(k.title() for k in A1111_AXES), "Prompt S/R", "model"]
+    hint = (f" ({name} is another tool's name: labkit's equivalent is {checks.FOREIGN[name]})"
+            if name in checks.FOREIGN else checks.did_you_mean(name, known))
     raise BadInput(f"Unknown axis {name!r}. Use a Params field ({', '.join(f for f in FIELDS if f != 'model')}), "
                    f"an A1111 label ({', '.join(k.title() for k in A1111_AXES)}), 'Prompt S/R', "
-                   f"'lora:<name>' or 'model'.")
+                   f"'lora:<name>' or 'model'.{hint}")
 
 
 def _prompt_axis(name, values) -> Axis:
@@ -304,30 +310,74 @@ class Grid:
 
 
 def grid(fn, params: Params | None = None, x=None, y=None, z=None, *, image=None, mask=None, upscale=None,
-         label_size=None, progress: bool = True, **overrides) -> Grid:
+         label_size=None, progress: bool = True, confirm: bool = False, **overrides) -> Grid:
     """Run `fn` once per cell of up to three axes and lay the pictures out with labels, A1111's X/Y/Z plot.
 
     `fn`: `lab.txt2img`, `lab.img2img`, `lab.inpaint` or any `fn(params=..., **kw) -> Result`; `image`/`mask` are
     passed on. `params` (default Params()) with `overrides` (Params fields) is the base recipe; other keyword
     arguments go to `fn` (e.g. `refiner=`). A base seed of -1 is drawn once, so every cell shares it.
     `upscale`: integer display enlargement of the cells (default: enough for ~128 px); results keep the originals.
+    A grid of more than CONFIRM_CELLS (200) cells runs only with `confirm=True`: the error says how many cells and
+    how long they are estimated to take.
     """
     from .noise import resolve_seed
 
-    settings = {k: v for k, v in overrides.items() if k in FIELDS}
-    extra = {k: v for k, v in overrides.items() if k not in FIELDS}
+    settings, extra = check_grid_args(fn, params, overrides, upscale, label_size, progress, confirm)
     base = (params or Params()).replace(**settings)
     base = base.replace(seed=resolve_seed(base.seed))
     axes = parse_axes(fn, x, y, z)
     cells = {i: plan_cell(fn, base, [(axes[a], axes[a].values[n]) for a, n in zip(AXES, i) if a in axes])
              for i in indices(axes)}
     check_plan(cells, axes, base)
+    if len(cells) > CONFIRM_CELLS and not confirm:
+        raise TooLarge(f"This grid has {len(cells)} cells{estimated_time(cells, image)}; a grid over "
+                       f"{CONFIRM_CELLS} cells runs only when asked: pass confirm=True, or give the axes fewer values.")
     results = run_cells(cells, image, mask, extra, progress)
     pictures = {i: r.image for i, r in results.items()}
     factor = upscale or auto_upscale([im.size for im in pictures.values()])
     labels = [axes[a].labels if a in axes else [] for a in AXES]
     picture = compose(pictures, *labels, upscale=factor, label_size=label_size)
     return Grid(picture, results, axes, base, factor)
+
+
+def check_grid_args(fn, params, overrides: dict, upscale, label_size, progress, confirm) -> tuple[dict, dict]:
+    """(Params settings, keywords for fn) from grid()'s keywords, once every argument is usable."""
+    if not callable(fn):
+        raise BadInput(f"grid() takes the function to run first, e.g. grid(lab.txt2img, ...), not "
+                       f"{checks.kind(fn)}.")
+    if params is not None and not isinstance(params, Params):
+        raise BadInput(f"params= takes a labkit.Params (or None), not {checks.kind(params)}; pass settings as "
+                       f"keywords.")
+    for name, value in (("upscale", upscale), ("label_size", label_size)):
+        if value is not None:
+            checks.whole(name, value, low=1, high=64 if name == "upscale" else 512, example=2)
+    checks.flag("progress", progress)
+    checks.flag("confirm", confirm)
+    from .lab import Lab
+
+    foreign = [k for k in overrides if k not in FIELDS and k not in FN_KEYWORDS]
+    if foreign and (isinstance(getattr(fn, "__self__", None), Lab) or any(k in checks.FOREIGN for k in foreign)):
+        checks.unknown_keywords(foreign, FIELDS + FN_KEYWORDS, "grid")  # a Lab method would refuse them per cell
+    return ({k: v for k, v in overrides.items() if k in FIELDS},
+            {k: v for k, v in overrides.items() if k not in FIELDS})
+
+
+def estimated_time(cells: dict, image) -> str:
+    """", estimated at 2.3 h (8 s per cell)" from the first cell's Lab estimate, or "" without a Lab."""
+    from .lab import Lab
+    from .limits import duration, estimate
+
+    first = next(iter(cells.values()))
+    lab = getattr(first.fn, "__self__", None)
+    if not isinstance(lab, Lab):
+        return ""
+    p, picture = first.params, getattr(image, "size", None)
+    width, height = (p.width or (picture[0] if picture else lab.native_size),
+                     p.height or (picture[1] if picture else lab.native_size))
+    mode = "txt2img" if first.fn.__name__ == "txt2img" else "img2img"
+    snapped = {"width": max(8, width - width % 8), "height": max(8, height - height % 8)}
+    seconds = estimate(lab, p.replace(**snapped), mode).seconds
+    return f", estimated at {duration(seconds * len(cells))} ({duration(seconds)} per cell on {lab.device})"
 
 
 def run_cells(cells: dict, image, mask, extra: dict, progress: bool) -> dict:

@@ -4,6 +4,7 @@ tensor (and without torch), with errors that say what is wrong and what to do.
     read_header(path)                  -> ({key: {"dtype", "shape", "data_offsets"}}, metadata)
     read_header_at(path)               -> the same and the byte offset where tensor data starts
     read_scalars(path, header, start, keys)   one-element tensors (a LoRA's alphas) read by their bytes
+    read_tensors(path)                 every tensor, copied out of a memory map (torch; for small files)
 """
 
 import json
@@ -170,3 +171,26 @@ def read_scalars(path, header, data_start, keys):
             f.seek(data_start + begin)
             values[key] = _decode_scalar(entry["dtype"], f.read(end - begin))
     return values
+
+
+def read_tensors(path) -> dict:
+    """{key: torch tensor} of a .safetensors file, each copied out of a memory map of the file.
+
+    What `safetensors.torch.load_file` gives, without its leak: safetensors 0.8's `load_file` and `safe_open` keep
+    two Python ints per tensor alive for good, which adds up when small files are opened again and again (the
+    embedded models; benchmarks/memory.py)."""
+    import mmap
+
+    import torch
+
+    header, _, start = read_header_at(path)
+    tensors = {}
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as mapped:
+        for key, entry in header.items():
+            dtype = getattr(torch, DTYPES[entry["dtype"]][1])
+            count = math.prod(entry["shape"])
+            begin = start + entry["data_offsets"][0]
+            tensors[key] = (torch.frombuffer(mapped, dtype=dtype, count=count, offset=begin).reshape(entry["shape"])
+                            .clone() if count else torch.empty(entry["shape"], dtype=dtype))
+    return tensors
+

@@ -7,8 +7,9 @@ checks, mask blur and "only masked", and a Result carrying the full recipe.
 
 from time import perf_counter
 
-from . import families
+from . import checks, families
 from .errors import BadInput
+from .limits import Limits
 from .params import Params
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
@@ -17,7 +18,10 @@ PIPELINE_FLAGS = {"requires_safety_checker": False, "add_watermarker": False}
 
 
 class Lab:
-    """A loaded model. Make one with `labkit.open(...)`; then call txt2img / img2img / inpaint / outpaint."""
+    """A loaded model. Make one with `labkit.open(...)`; then call txt2img / img2img / inpaint / outpaint.
+
+    Every call is checked before any work (settings, sampler, images, refiner, and the run's estimated time and
+    memory against `limits`, a `labkit.Limits`; `lab.limits = None` turns that check off)."""
 
     def __init__(self, components: dict, family: str, *, variant=None, device="cpu", dtype="float32",
                  name: str = "", source=None, file_hash=None):
@@ -39,6 +43,7 @@ class Lab:
 
         self.loras = LoraManager(self)
         self._pipes = {}
+        self.limits = Limits()
 
     # ---- pipelines -------------------------------------------------------------------------------------
     @property
@@ -65,11 +70,10 @@ class Lab:
 
         import diffusers
 
-        name = self.family_record.pipeline(mode)
-        if name is None:
-            raise BadInput(f"A {self.family} model cannot run {mode}: a refiner refines. Use it as "
-                           f"`refiner=` of a base txt2img call, or call img2img/inpaint on it.")
-        cls = getattr(diffusers, name)
+        from .arguments import mode as check_mode
+
+        check_mode(self, mode)
+        cls = getattr(diffusers, self.family_record.pipeline(mode))
         accepted = inspect.signature(cls.__init__).parameters
         flags = {**PIPELINE_FLAGS, **self.config_flags}
         kwargs = {k: v for k, v in {**self.components, **flags}.items() if k in accepted}
@@ -98,11 +102,17 @@ class Lab:
         return self.components["unet"].config.sample_size * self.vae_scale
 
     def params(self, params: Params | None = None, prompt: str | None = None, **overrides) -> Params:
-        """`params` (or defaults) with `prompt` and overrides applied and checked."""
-        p = params or Params()
-        if prompt is not None:
-            overrides["prompt"] = prompt
-        return p.replace(**overrides).validate() if overrides else p.validate()
+        """`params` (or defaults) with `prompt` and overrides applied and checked: every setting's type and range
+        (`Params`), the sampler, schedule and eta against diffusers, clip_skip against the text encoders."""
+        from .arguments import settings
+
+        return settings(self, params, prompt, overrides)
+
+    def _check_call(self, p: Params, mode: str, **inputs):
+        """`labkit.arguments.call`: everything a public mode checks before any work; returns (image, mask)."""
+        from .arguments import call
+
+        return call(self, p, mode, **inputs)
 
     def __repr__(self) -> str:
         variant = f" {self.variant}" if self.variant else ""
@@ -112,12 +122,17 @@ class Lab:
     def txt2img(self, prompt=None, params=None, *, refiner=None, refiner_loras=(), on_step=None, **overrides):
         """Generate from text. `refiner=<Lab>` hands the latents to a refiner at `switch_at` of the schedule;
         LoRAs touch the base only, unless `refiner_loras=[path or (path, weight), ...]` loads some into the
-        refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet)."""
+        refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet). A `cfg` below 1
+        runs as CFG 1 (diffusers turns guidance off there; A1111 and ComfyUI extrapolate toward the negative
+        prompt): the Result's notes say so (see `Params`)."""
         p = self.params(params, prompt, **overrides)
+        from .arguments import refiner_requests
+
+        self._check_call(p, "txt2img", refiner_lab=refiner, on_step=on_step)
+        requests = refiner_requests(refiner_loras)
         if refiner is not None:
-            self._check_refiner(refiner)
-            load_refiner_loras(refiner, refiner_loras)
-        elif refiner_loras:
+            load_refiner_loras(refiner, requests)
+        elif requests:
             raise BadInput("refiner_loras= needs refiner=<Lab>.")
         if self.variant == "inpaint":  # an inpainting UNet draws from scratch with a full mask, as A1111 does
             from PIL import Image
@@ -129,14 +144,12 @@ class Lab:
         return self._run("txt2img", p, refiner=refiner, on_step=on_step)
 
     def img2img(self, image, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
-        """Redraw `image` (PIL) starting `strength` of the way into the schedule."""
+        """Redraw `image` (PIL, or a NumPy array) starting `strength` of the way into the schedule."""
         p = self.params(params, prompt, **overrides)
+        image, _ = self._check_call(p, "img2img", image=image, refiner_lab=refiner, on_step=on_step)
         if self.variant == "inpaint":  # an inpainting UNet redraws the whole picture through a full mask
             from PIL import Image
 
-            from .images import to_rgb
-
-            image = to_rgb(image)
             full = Image.new("L", image.size, 255)
             return self._run("inpaint", p.replace(mask_blur=0), image=image, mask=full, refiner=refiner,
                              on_step=on_step, label="img2img")
@@ -145,16 +158,22 @@ class Lab:
     def inpaint(self, image, mask, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw the white part of `mask` (PIL "L", same size as `image`); the rest keeps the original pixels."""
         p = self.params(params, prompt, **overrides)
+        image, mask = self._check_call(p, "inpaint", image=image, mask=mask, refiner_lab=refiner, on_step=on_step)
         return self._run("inpaint", p, image=image, mask=mask, refiner=refiner, on_step=on_step)
 
     def outpaint(self, image, prompt=None, params=None, *, left=0, right=0, top=0, bottom=0, on_step=None,
                  **overrides):
         """Extend `image` by the given margins (pixels, multiples of 8) and paint the new area."""
-        from .images import extend_canvas
+        from .images import check_margins, extend_canvas, normalize
 
-        canvas, mask = extend_canvas(image, left=left, right=right, top=top, bottom=bottom)
         overrides.setdefault("strength", 1.0)
         p = self.params(params, prompt, **overrides)
+        margins = check_margins(left=left, right=right, top=top, bottom=bottom)
+        image = normalize(image, "image")
+        w, h = image.width + margins["left"] + margins["right"], image.height + margins["top"] + margins["bottom"]
+        size = tuple(max(self.vae_scale, n - n % self.vae_scale) for n in (w, h))  # the canvas, before it is made
+        self._check_call(p.replace(width=None, height=None), "outpaint", image=image, on_step=on_step, size=size)
+        canvas, mask = extend_canvas(image, **margins)
         return self._run("inpaint", p.replace(width=None, height=None), image=canvas, mask=mask,
                          on_step=on_step, label="outpaint")
 
@@ -234,7 +253,12 @@ class Lab:
         noise_mode, note = effective_mode(p.noise)
         warn_fallback(note)
         notes = [note] if note else []
+        if p.cfg < 1:
+            notes.append(f"cfg={p.cfg:g} is below 1: diffusers turns guidance off at CFG <= 1, so this is CFG 1's "
+                         f"picture (the prompt's prediction alone); A1111 and ComfyUI would extrapolate toward the "
+                         f"negative prompt (CFG 0: the negative prompt alone)")
         if image is not None:
+            notes += [n for n in [im.alpha_note(image)] if n]
             image = im.to_rgb(image)
             width, height, note = im.target_size(image, p.width, p.height, self.vae_scale)
             notes += [note] if note else []
@@ -295,6 +319,11 @@ class Lab:
         says so (SDXL bases: force_zeros_for_empty_prompt, as A1111 does), else the encoding of ""."""
         from .prompts import encode_schedule
 
+        if not isinstance(p, Params):
+            raise BadInput(f"encode_prompt takes a labkit.Params, not {checks.kind(p)}"
+                           + (": lab.encode_prompt(Params(prompt=...))." if isinstance(p, str) else "."))
+        if batch_size is not None:
+            checks.whole("batch_size", batch_size, low=1, example=1)
         zeros = self.config_flags.get("force_zeros_for_empty_prompt", False)
         return encode_schedule(self, p.prompt, p.negative_prompt, steps=p.steps, clip_skip=p.clip_skip,
                                emphasis=p.emphasis, zero_empty_negative=zeros,
@@ -347,14 +376,6 @@ class Lab:
         return to_pictures(decode_latents(self.components["vae"], latents))
 
     # ---- refiner ---------------------------------------------------------------------------------------
-    def _check_refiner(self, refiner: "Lab") -> None:
-        fits = self.family_record.refiners
-        if refiner.family not in fits:
-            hint = f"a {' or '.join(fits)} model" if fits else "none: only SDXL-layout bases hand off to a refiner"
-            raise BadInput(f"Refiner {refiner.name or refiner.family!r} ({refiner.family}) does not fit a "
-                           f"{self.family} base: its UNet works on another latent space or conditioning. "
-                           f"Fitting refiner: {hint}.")
-
     def _refine(self, latents, p: Params):
         """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
         pipe = self.pipeline("img2img")
@@ -368,13 +389,25 @@ class Lab:
         says which fields were honoured and which differ, and why."""
         from .reproduce import reproduce
 
+        if refiner is not None:
+            from .arguments import refiner as check_refiner
+
+            check_refiner(self, refiner)
         return reproduce(self, source, image=image, mask=mask, refiner=refiner, **overrides)
 
     # ---- components ------------------------------------------------------------------------------------
     def save_single_file(self, path, overwrite: bool = False):
         """Write this model as an A1111/ComfyUI-layout single .safetensors file."""
-        from .export import save_single_file
+        from pathlib import Path
 
+        from .export import save_single_file
+        from .files import exists_message
+
+        checks.flag("overwrite", overwrite)
+        if Path(checks.path("path", path)).suffix.lower() != ".safetensors":
+            raise BadInput(f"{path}: a single-file checkpoint is written as .safetensors; end the name with it.")
+        if Path(path).exists() and not overwrite:
+            raise BadInput(exists_message(path))
         self.loras.unfuse()  # the file holds the model's own weights, never folded LoRAs
         return save_single_file(self.components, self.family_record.checkpoint, path,
                                 metadata={"labkit.family": self.family}, overwrite=overwrite)
@@ -400,6 +433,10 @@ class Lab:
         """Load a textual-inversion embedding (A1111 `emb_params`, or SDXL `clip_l`/`clip_g`) as `token`."""
         from .embeddings import load_embedding
 
+        checks.path("path", path)
+        if not checks.text("token", token).strip() or any(c.isspace() for c in token):
+            raise BadInput(f"token={token!r}: give the word that will call the embedding in prompts, without spaces, "
+                           f"e.g. token='<my-style>'.")
         return load_embedding(self, path, token)
 
 
@@ -421,9 +458,8 @@ def with_lora_tags(prompt: str, applied, tags) -> str:
 
 
 def load_refiner_loras(refiner, requests) -> None:
-    """Load the LoRAs asked for the refiner stage (path, name, or (path, weight)) unless already loaded."""
-    for request in requests:
-        path, weight = request if isinstance(request, tuple) else (request, 1.0)
+    """Load the LoRAs asked for the refiner stage ([(path or name, weight)]) unless already loaded."""
+    for path, weight in requests:
         from pathlib import Path
 
         name = Path(path).stem

@@ -3,12 +3,16 @@
 import json
 from pathlib import Path
 
-from . import families
+from . import checks, families
 from .errors import BadInput, UnsafeFile, UnsupportedFile
-from .families import FAMILIES, UNET_PREFIX, VARIANTS_BY_IN_CHANNELS
+from .families import FAMILIES, UNET_PREFIX, VAE_PREFIX, VARIANTS_BY_IN_CHANNELS
 from .header import PICKLE_SUFFIXES
 from .lab import TORCH_DTYPES
 
+DTYPE_WORDS = {"fp16": "float16", "half": "float16", "f16": "float16", "fp32": "float32", "float": "float32",
+               "single": "float32", "f32": "float32", "bf16": "bfloat16",
+               "float64": "float32", "double": "float32", "fp64": "float32"}  # what people write for them
+PREDICTIONS = ("epsilon", "v_prediction")
 # diffusers folder (pipeline layout, UNet cross-attention width) -> family
 FOLDER_FAMILIES = {(f.layout, f.context_width): f.name for f in FAMILIES.values()}
 
@@ -28,11 +32,43 @@ def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pi
     not say; they then run as epsilon models and draw washed-out gray). Nothing is downloaded: configs and
     tokenizers ship with labkit. `vae=` swaps in another VAE (file or
     folder). Pickled checkpoints need `allow_pickle=True` (then read with `torch.load(weights_only=True)`).
+    `device` is checked against what torch has here (`labkit.devices.available()`); `dtype` may be a name or a
+    torch dtype. Everything is checked before the model loads.
     """
     from .quiet import quiet_libraries
 
+    device, dtype = check_open(source, device, dtype, vae, allow_pickle, prediction)
     with quiet_libraries():
         return _open(source, device, dtype, vae, allow_pickle, prediction)
+
+
+def check_open(source, device, dtype, vae, allow_pickle, prediction) -> tuple[str, str]:
+    """(device, dtype) as names once every argument of `open` is known to be usable; BadInput otherwise."""
+    from . import devices
+
+    if source is None:
+        raise BadInput(f"open() needs a model: an embedded model name ({', '.join(models()) or 'none installed'}), "
+                       f"a .safetensors checkpoint or a diffusers folder.")
+    if hasattr(source, "txt2img") and hasattr(source, "components"):
+        raise BadInput("That is already an open Lab; use it as it is (labkit.open takes a name or a path).")
+    checks.path("source", source)
+    checks.flag("allow_pickle", allow_pickle)
+    if prediction is not None:
+        checks.choose("prediction", prediction, PREDICTIONS, "a prediction type")
+    if vae is not None:
+        checks.path("vae", vae)
+    return devices.check(device), dtype_name(dtype)
+
+
+def dtype_name(dtype) -> str:
+    """The name of a dtype a Lab runs in, from a name or a torch dtype; BadInput naming the valid ones."""
+    if type(dtype).__name__ == "dtype" and type(dtype).__module__.startswith("torch"):
+        dtype = str(dtype).removeprefix("torch.")
+    if isinstance(dtype, str) and dtype in TORCH_DTYPES:
+        return dtype
+    meant = DTYPE_WORDS.get(str(dtype).lower()) if isinstance(dtype, str) else None
+    hint = f" Did you mean {meant!r}?" if meant else checks.did_you_mean(dtype, TORCH_DTYPES)
+    raise BadInput(f"dtype={dtype!r}: use one of {TORCH_DTYPES} (float16 for CUDA, float32 on the CPU).{hint}")
 
 
 def _open(source, device, dtype, vae, allow_pickle, prediction):
@@ -41,12 +77,17 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
     torch_dtype = _torch_dtype(dtype)
     name, state_dict, info = _resolve(source, allow_pickle)
     if state_dict is None:
-        components, family, variant = _load_folder(Path(source), torch_dtype)
+        components, family, variant = _load_folder(Path(source).expanduser(), torch_dtype, allow_pickle)
+        if vae is not None:
+            check_vae(vae, family)
+        if prediction:
+            components["scheduler"] = type(components["scheduler"]).from_config(components["scheduler"].config,
+                                                                                prediction_type=prediction)
         file_hash = None
     else:
         family, variant = info["family"], info["variant"]
-        if prediction not in (None, "epsilon", "v_prediction"):
-            raise BadInput(f"prediction={prediction!r}: use 'epsilon' or 'v_prediction'.")
+        if vae is not None:
+            check_vae(vae, family)  # before the model's weights are converted
         components = components_from_ldm(state_dict, family, prediction or info["prediction"], torch_dtype)
         file_hash = info.get("hash")
     if vae is not None:
@@ -63,16 +104,14 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
 def _torch_dtype(dtype):
     import torch
 
-    if dtype not in TORCH_DTYPES:
-        raise BadInput(f"dtype={dtype!r}: use one of {TORCH_DTYPES} (float16 for CUDA, float32 on the CPU).")
-    return getattr(torch, dtype)
+    return getattr(torch, dtype_name(dtype))
 
 
 def _resolve(source, allow_pickle: bool):
     """(display name, LDM state dict or None for a folder, detection info) for any source."""
     from . import detect
 
-    if isinstance(source, str) and _is_model_name(source):
+    if isinstance(source, str) and _is_model_name(source) and not Path(source).exists():
         from .toy import registry
 
         state_dict = registry.state_dict(source)
@@ -122,7 +161,15 @@ def _load_pickle(path: Path) -> dict:
     except Exception as exc:
         raise UnsafeFile(f"{path.name} could not be read with torch.load(weights_only=True), which refuses pickled "
                          f"code: {exc}. Convert it to .safetensors with a tool you trust.") from exc
-    return data.get("state_dict", data)
+    state = data.get("state_dict", data) if isinstance(data, dict) else data
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and hasattr(v, "shape")} \
+        if isinstance(state, dict) else {}
+    if not tensors:
+        held = (f"a dict without tensors (keys: {', '.join(map(str, list(state)[:5]))})" if isinstance(state, dict)
+                else checks.kind(state))
+        raise UnsupportedFile(f"{path.name} holds {held}, not a state dict (a dict of tensors): it is not a model "
+                              f"checkpoint labkit can open.")
+    return tensors
 
 
 def _check_checkpoint(path: Path, info: dict) -> None:
@@ -131,7 +178,8 @@ def _check_checkpoint(path: Path, info: dict) -> None:
             "embedding": "load it with lab.load_embedding(path, token)"}
     if kind != "checkpoint":
         hint = uses.get(kind, "labkit opens SD 1.x/2.x/SDXL checkpoints")
-        raise UnsupportedFile(f"{path.name} is a {kind} file, not a model checkpoint: {hint}.")
+        raise UnsupportedFile(f"{path.name} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} file, not a model "
+                              f"checkpoint: {hint}.")
     if family is None:
         raise UnsupportedFile(f"{path.name}: unknown model family (not SD 1.x, SD 2.x, SDXL or an SDXL refiner); "
                               f"labkit.inspect(path) shows what its header says. Other architectures are not "
@@ -193,14 +241,17 @@ def default_scheduler(family_name: str, prediction=None):
     return getattr(diffusers, config["_class_name"]).from_config(config)
 
 
-def _load_folder(path: Path, torch_dtype):
+def _load_folder(path: Path, torch_dtype, allow_pickle: bool = False):
     """Components of a diffusers folder (model_index.json), with its family told from the UNet config."""
     from diffusers import DiffusionPipeline
 
-    if not (path / "model_index.json").exists():
-        raise UnsupportedFile(f"{path} is a folder without model_index.json: give a diffusers pipeline folder "
-                              f"or a single .safetensors file.")
-    pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=torch_dtype)  # diffusers >= 0.42
+    variant = check_folder(path, allow_pickle)
+    try:
+        pipe = DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=torch_dtype,  # diffusers >= 0.42
+                                                 variant=variant)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+        raise UnsupportedFile(f"{path}: diffusers could not load this folder ({type(exc).__name__}: "
+                              f"{str(exc)[:300]}). Download it again, or open a single .safetensors file.") from exc
     components = dict(pipe.components)
     unet = components["unet"]
     layout = "refiner" if components.get("text_encoder") is None and components.get("text_encoder_2") is not None \
@@ -213,19 +264,120 @@ def _load_folder(path: Path, torch_dtype):
     return components, family, variant
 
 
-def load_vae(source, family_name: str, torch_dtype):
-    """A VAE from a diffusers folder, a diffusers-format file, or an A1111-layout VAE file."""
-    from diffusers import AutoencoderKL
+# diffusers pipeline classes labkit opens, and the parts a folder of one must hold
+PIPELINE_CLASSES = tuple(sorted({name for f in FAMILIES.values() for name in f.pipeline_layout.pipelines.values()}))
+REQUIRED_PARTS = ("unet", "vae", "scheduler")
+PART_FILES = {"scheduler": ("scheduler_config.json",), "tokenizer": ("vocab.json", "tokenizer.json"),
+              "tokenizer_2": ("vocab.json", "tokenizer.json")}
+
+
+def check_folder(path: Path, allow_pickle: bool = False) -> str | None:
+    """Check a diffusers folder before diffusers reads it: its model_index.json, a pipeline labkit runs, every part
+    it names present with its config and weights (pickled .bin weights only with allow_pickle). Returns the
+    weights' variant ("fp16" when the models ship only *.fp16.safetensors), else None."""
+    index_path = path / "model_index.json"
+    if not index_path.exists():
+        files = sorted(p.name for p in path.glob("*.safetensors"))[:3]
+        hint = f" It holds {', '.join(files)}: open one of those files." if files else ""
+        raise UnsupportedFile(f"{path} is a folder without model_index.json: give a diffusers pipeline folder "
+                              f"or a single .safetensors file.{hint}")
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnsupportedFile(f"{index_path} does not parse as JSON ({exc}): download the folder again.") from None
+    if not isinstance(index, dict) or index.get("_class_name") not in PIPELINE_CLASSES:
+        name = index.get("_class_name") if isinstance(index, dict) else None
+        raise UnsupportedFile(f"{path} holds a {name or 'pipeline of no known class'}; labkit opens Stable "
+                              f"Diffusion 1.x/2.x/SDXL pipelines ({', '.join(PIPELINE_CLASSES)}). Open it with "
+                              f"diffusers directly.")
+    parts = [k for k, v in index.items() if isinstance(v, list) and len(v) == 2 and v[0] and not k.startswith("_")]
+    missing = [f"{part} (not in model_index.json)" for part in REQUIRED_PARTS if part not in parts]
+    variants = set()
+    for part in parts:
+        missing += _missing_files(path / part, part, allow_pickle, variants)
+    if missing:
+        raise UnsupportedFile(f"{path} is a diffusers folder without all its parts: missing {'; '.join(missing)}. "
+                              f"Download the folder again, or copy the missing parts from the model's repository.")
+    return "fp16" if variants == {"fp16"} else None
+
+
+def _missing_files(folder: Path, part: str, allow_pickle: bool, variants: set) -> list[str]:
+    """What a part's folder lacks; `variants` collects "fp16" for model parts with only fp16 weights."""
+    if not folder.is_dir():
+        return [f"{part}/ (the folder)"]
+    if part in PART_FILES:
+        needed = PART_FILES[part]
+        return [] if any((folder / n).exists() for n in needed) else [f"{part}/{' or '.join(needed)}"]
+    if part.startswith(("feature_extractor", "image_encoder", "safety_checker")):
+        return []
+    if not (folder / "config.json").exists():
+        return [f"{part}/config.json"]
+    weights = [p.name for p in folder.iterdir() if p.suffix == ".safetensors"]
+    if not weights:
+        pickled = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickled and not allow_pickle:
+            raise UnsafeFile(f"{folder} holds only pickled weights ({pickled[0]}), which can run code when loaded. "
+                             f"Convert them to .safetensors, or, if you trust the source, pass allow_pickle=True.")
+        return [] if pickled else [f"{part}/ weights (*.safetensors)"]
+    if all(".fp16." in name for name in weights):
+        variants.add("fp16")
+    return []
+
+
+def check_vae(source, family_name: str) -> Path:
+    """The VAE's path once it exists and works on `family_name`'s latents (its latent channels, or the family of
+    the checkpoint it comes from), read from its config or header before diffusers sees it."""
+    from . import detect
 
     path = Path(source).expanduser()
     if not path.exists():
         raise UnsupportedFile(f"VAE {path}: no such file or folder.")
+    record = families.family(family_name)
+    if path.is_dir():
+        channels, family = _folder_vae_channels(path), None
+    else:
+        info = detect.inspect(path)
+        if info.kind not in ("vae", "checkpoint"):
+            raise UnsupportedFile(f"{path.name} is a {info.kind} file, not a VAE.")
+        header, _ = detect.read_header(path)
+        shapes = [header[p + "decoder.conv_in.weight"]["shape"] for p in ("", VAE_PREFIX, "vae.")
+                  if p + "decoder.conv_in.weight" in header]
+        channels = shapes[0][1] if shapes and len(shapes[0]) > 1 else None
+        family = info.family if info.kind == "checkpoint" else None
+    if channels is not None and channels != record.latent_channels:
+        raise UnsupportedFile(f"{path.name} is a VAE of {channels} latent channels, but a {record.display} model works "
+                              f"on {record.latent_channels} (it is made for another kind of model, such as SD3 or "
+                              f"Flux with 16). Use a VAE made for {record.display}.")
+    if family is not None and families.family(family).vae_group != record.vae_group:
+        raise UnsupportedFile(f"{path.name} is a {families.family(family).display} checkpoint; its VAE does not fit a "
+                              f"{record.display} model (another latent space). Use a VAE made for {record.display}.")
+    return path
+
+
+def _folder_vae_channels(path: Path) -> int | None:
+    config = path / "config.json"
+    if not config.exists():
+        inner = " (it looks like a whole pipeline: give its vae/ subfolder)" if (path / "vae").is_dir() else ""
+        raise UnsupportedFile(f"VAE folder {path} has no config.json{inner}: give a diffusers AutoencoderKL folder or "
+                              f"a .safetensors VAE file.")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnsupportedFile(f"{config} does not parse as JSON ({exc}).") from None
+    if not isinstance(data, dict) or data.get("_class_name") != "AutoencoderKL":
+        name = data.get("_class_name") if isinstance(data, dict) else None
+        raise UnsupportedFile(f"VAE folder {path} holds a {name or 'model of no known class'}, not an "
+                              f"AutoencoderKL; labkit swaps in AutoencoderKL VAEs only.")
+    channels = data.get("latent_channels", 4)
+    return channels if isinstance(channels, int) else None
+
+
+def load_vae(source, family_name: str, torch_dtype):
+    """A VAE from a diffusers folder, a diffusers-format file, or an A1111-layout VAE file."""
+    from diffusers import AutoencoderKL
+
+    path = check_vae(source, family_name)
     if path.is_dir():
         return AutoencoderKL.from_pretrained(path, local_files_only=True, torch_dtype=torch_dtype)
-    from . import detect
-
-    info = detect.inspect(path)
-    if info.kind not in ("vae", "checkpoint"):
-        raise UnsupportedFile(f"{path.name} is a {info.kind} file, not a VAE.")
     return AutoencoderKL.from_single_file(str(path), config=str(families.family(family_name).config), subfolder="vae",
                                           local_files_only=True, torch_dtype=torch_dtype)

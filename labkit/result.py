@@ -53,6 +53,9 @@ class Result:
 
         `read_params(r.save(path)) == r.params`. Never overwrites an existing file unless `overwrite=True`.
         """
+        from . import checks
         from .recipes import save_image
 
+        checks.path("path", path)
+        checks.flag("overwrite", overwrite)
         return save_image(self.image, path, self.params, model=self.model, mode=self.mode, overwrite=overwrite)

@@ -14,6 +14,8 @@ import importlib.util
 import inspect
 import re
 
+from . import checks
+from .checks import did_you_mean
 from .errors import BadInput
 
 AUTOMATIC = "Automatic"
@@ -197,6 +199,10 @@ def canonical(name: str, schedule: str | None = AUTOMATIC, version: str | None =
     `Version` field ("v1.6.0", "1.9.4", Forge's "f2.0.1v1.10.1-..."); None means a current version.
     Raises BadInput for unknown names and for names diffusers cannot run, saying why.
     """
+    checks.text("sampler", name)
+    checks.text("schedule", schedule, allow_none=True)
+    if version is not None:
+        checks.text("version", version)
     sampler, suffix = split_combined(name)
     requested = _schedule_name(schedule)
     if suffix and requested not in (AUTOMATIC, suffix):
@@ -239,6 +245,9 @@ def make_scheduler(name: str, schedule: str | None, base_config, version: str | 
     noise levels will be set by a sampling plan (`labkit.sampling`), so a schedule type the class has no flag
     for is allowed (the class is built on its default schedule).
     """
+    if not hasattr(base_config, "keys"):
+        raise BadInput(f"base_config={base_config!r} is not a scheduler config: pass the model's own, e.g. "
+                       f"lab.pipe.scheduler.config or lab.scheduler_config.")
     sampler, resolved = canonical(name, schedule, version)
     _check_eta(sampler, eta)
     try:
@@ -249,6 +258,17 @@ def make_scheduler(name: str, schedule: str | None, base_config, version: str | 
         cls, flags = resolve(sampler, AUTOMATIC)
     record = dict(zip(_RECORD, (sampler, resolved)))
     return cls.from_config({**dict(base_config), **record}, **flags)
+
+
+def check(name: str, schedule: str | None = AUTOMATIC, eta: float | None = None) -> tuple[str, str]:
+    """A1111's (sampler, schedule) once `name`, `schedule` and `eta` can be used (the names exist and have a
+    diffusers equivalent, the packages they need are installed, diffusers honours eta); BadInput naming the fix
+    otherwise. What a Lab checks before a generation starts; whether a schedule fits the sampler's diffusers class
+    is the scheduler set-up's question (`make_scheduler`)."""
+    sampler, resolved = canonical(name, schedule)
+    _check_eta(sampler, eta)
+    _check_packages(sampler, resolved)
+    return sampler, resolved
 
 
 def a1111_name(scheduler) -> tuple[str, str]:
@@ -267,14 +287,16 @@ def a1111_name(scheduler) -> tuple[str, str]:
 
 def from_comfy(sampler_name: str, scheduler: str) -> tuple[str, str]:
     """A1111's (sampler, schedule) for ComfyUI's KSampler `sampler_name` and `scheduler` values."""
+    checks.text("sampler_name", sampler_name)
+    checks.text("scheduler", scheduler)
     sampler = COMFY_SAMPLERS.get(sampler_name.strip().lower())
     schedule = COMFY_SCHEDULERS.get(scheduler.strip().lower())
     if sampler is None:
         raise BadInput(f"ComfyUI sampler {sampler_name!r} has no A1111 equivalent. "
-                       f"Known: {', '.join(COMFY_SAMPLERS)}.")
+                       f"Known: {', '.join(COMFY_SAMPLERS)}." + did_you_mean(sampler_name, COMFY_SAMPLERS))
     if schedule is None:
         raise BadInput(f"ComfyUI scheduler {scheduler!r} has no A1111 equivalent. "
-                       f"Known: {', '.join(COMFY_SCHEDULERS)}.")
+                       f"Known: {', '.join(COMFY_SCHEDULERS)}." + did_you_mean(scheduler, COMFY_SCHEDULERS))
     return sampler, schedule
 
 
@@ -282,7 +304,8 @@ def _sampler_name(text: str, original: str) -> str:
     """A1111's name for a sampler; BadInput if unknown or if diffusers has no equivalent."""
     name = _SAMPLER_LOOKUP.get(text.strip().lower())
     if name is None:
-        raise BadInput(f"Unknown sampler {original!r}. Valid samplers: {', '.join(names())}.")
+        raise BadInput(f"Unknown sampler {original!r}. Valid samplers: {', '.join(names())}."
+                       + did_you_mean(text, [*names(), *SAMPLER_ALIASES, *COMFY_SAMPLERS]))
     if name in UNSUPPORTED:
         raise BadInput(f"Sampler {name!r} has no diffusers equivalent: {UNSUPPORTED[name]}. "
                        f"Choose one of: {', '.join(names())}.")
@@ -293,7 +316,8 @@ def _schedule_name(text: str | None) -> str:
     """A1111's label for a schedule type; None or "" is "Automatic"."""
     name = _SCHEDULE_LOOKUP.get((text or AUTOMATIC).strip().lower())
     if name is None:
-        raise BadInput(f"Unknown schedule type {text!r}. Valid schedule types: {', '.join(schedules())}.")
+        raise BadInput(f"Unknown schedule type {text!r}. Valid schedule types: {', '.join(schedules())}."
+                       + did_you_mean(text, [*schedules(), *COMFY_SCHEDULERS]))
     return name
 
 
@@ -343,6 +367,8 @@ def _flags(sampler: str, schedule: str, cls) -> dict:
 
 def _check_eta(sampler: str, eta: float | None) -> None:
     """BadInput when diffusers cannot honour `eta` for `sampler`."""
+    if eta is not None:
+        eta = checks.real("eta", eta, low=0)
     if eta is None or sampler in _ETA_FREE or (sampler in _ETA_ONE and eta == 1.0):
         return
     if sampler in _ETA_ONE:

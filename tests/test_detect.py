@@ -640,3 +640,20 @@ def test_import_does_not_load_torch():
             "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_read_tensors_equals_safetensors_load_file(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from labkit.header import read_tensors
+
+    tensors = {"f32": torch.randn(3, 4), "f16": torch.randn(5).half(), "bf16": torch.randn(2, 2).bfloat16(),
+               "i64": torch.arange(7), "flag": torch.tensor([True, False]), "empty": torch.zeros(0, 3),
+               "scalar": torch.tensor(2.5)}
+    save_file(tensors, str(tmp_path / "t.safetensors"))
+    ours, theirs = read_tensors(tmp_path / "t.safetensors"), load_file(str(tmp_path / "t.safetensors"))
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype and ours[key].shape == theirs[key].shape
+        assert torch.equal(ours[key], theirs[key])

@@ -4,6 +4,7 @@
 import os
 from pathlib import Path
 
+from ..checks import did_you_mean
 from ..errors import BadInput, UnsupportedFile
 
 ENV_PATH = "LABKIT_LORA_PATH"  # extra LoRA folders, separated by os.pathsep
@@ -38,7 +39,8 @@ class LoraFiles:
             return found
         where = "\n  ".join(str(p) for p in self.paths)
         raise BadInput(f"No LoRA named {name!r} in the search paths:\n  {where}\nPut {name}.safetensors in one of "
-                       f"them, add a folder to lab.loras.search_paths (or ${ENV_PATH}), or load it by path.")
+                       f"them, add a folder to lab.loras.search_paths (or ${ENV_PATH}), or load it by path."
+                       + did_you_mean(name, sorted(self.names())))
 
     def locate(self, name: str, file_hash: str | None = None) -> Path | None:
         """The file a recipe's LoRA is: by `name`, else the file whose AutoV3 hash starts with `file_hash` (A1111's

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import checks
 from ..errors import BadInput, LoraMismatch, UnsupportedFile
 from ..families import FAMILIES
 from . import formats
@@ -109,13 +110,19 @@ def weight_for(component: str, te_weight: float, unet_weight: float) -> float:
     return unet_weight if component == "unet" else te_weight
 
 
-def _number(value, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+def _number(value, what: str, text_ok: bool = False) -> float:
+    """A LoRA weight: a finite number (from a prompt tag, also its text); BadInput otherwise (True is not 1)."""
+    if text_ok and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if not checks.is_real(value):
+        raise BadInput(f"{checks.described(what, value)}; give a number: LoRA weights are usually between -2 and 2.")
+    number = float(value)
     if not math.isfinite(number):
-        raise BadInput(f"{what}={value!r} is not a finite number; LoRA weights are usually between -2 and 2.")
+        raise BadInput(f"{what}={checks.shown(value)} is not a finite number; LoRA weights are usually between -2 "
+                       f"and 2.")
     return number
 
 
@@ -142,6 +149,10 @@ class LoraManager:
 
         Raises LoraMismatch for a LoRA of another model family, or (strict) one whose modules find a layer in
         fewer than 90 % of cases; UnsupportedFile for a file that is not a LoRA or is corrupt."""
+        checks.path("path", path)
+        if name is not None and not checks.text("name", name).strip():
+            raise BadInput("name= is empty; give the LoRA a name, or leave name=None to use the file's.")
+        checks.flag("strict", strict)
         path = self._resolve(path)
         name = name or path.stem
         if name in self._loras:
@@ -261,9 +272,11 @@ class LoraManager:
 
     # ---- toggles and weights ---------------------------------------------------------------------------
     def _get(self, name) -> _Lora:
+        checks.text("name", name)
         if name not in self._loras:
             loaded = ", ".join(self._loras) or "none"
-            raise BadInput(f"No LoRA named {name!r} is loaded (loaded: {loaded}); lab.loras.load(path) first.")
+            raise BadInput(f"No LoRA named {name!r} is loaded (loaded: {loaded}); lab.loras.load(path) first."
+                           + checks.did_you_mean(name, self._loras))
         return self._loras[name]
 
     def set_weight(self, name, weight, te_weight=None) -> None:
@@ -398,8 +411,9 @@ class LoraManager:
         same prompt again costs nothing."""
         call = {}
         for tag in tags:
-            te = 1.0 if tag.te_weight is None else _number(tag.te_weight, f"<lora:{tag.name}> weight")
-            unet = te if tag.unet_weight is None else _number(tag.unet_weight, f"<lora:{tag.name}> unet weight")
+            te = 1.0 if tag.te_weight is None else _number(tag.te_weight, f"<lora:{tag.name}> weight", text_ok=True)
+            unet = te if tag.unet_weight is None else _number(tag.unet_weight, f"<lora:{tag.name}> unet weight",
+                                                              text_ok=True)
             call[tag.name] = (self._loras.get(tag.name) or self._prompt_lora(tag.name), te, unet)
         outer, self._call = self._call, call
         try:

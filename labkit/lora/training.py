@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import checks
 from ..errors import BadInput
 from ..families import FAMILIES
 from .formats import flat, kohya_prefix, text_path
@@ -58,7 +59,11 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
     Progress shows with tqdm; returns TrainResult(path, losses, ...). Writes `out` (kohya format)."""
     import torch
 
+    _check_numbers(lab, rank=rank, steps=steps, lr=lr, seed=seed, alpha=alpha, batch_size=batch_size, size=size,
+                   text_encoder=text_encoder, trigger=trigger, progress=progress, overwrite=overwrite)
+    images, captions = _check_data(images, captions)
     out = _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype, caption_dropout)
+    _check_cost(lab, steps, batch_size or min(4, len(images)), size or lab.native_size)
     alpha = rank if alpha is None else alpha
     prompts = [f"{trigger}, {c}" if trigger else c for c in captions]
     loras = getattr(lab, "loras", None)
@@ -78,22 +83,64 @@ def train(lab, images, captions, rank=4, steps=200, lr=1e-4, out="lora.safetenso
     return TrainResult(out, losses, peft_state, configs["unet"])
 
 
+def _check_numbers(lab, *, rank, steps, lr, seed, alpha, batch_size, size, text_encoder, trigger, progress,
+                   overwrite) -> None:
+    """BadInput naming the fix for a setting of train() that cannot run (types and ranges)."""
+    if not (hasattr(lab, "components") and hasattr(lab, "layout")):
+        raise BadInput(f"train() trains on a Lab (labkit.open(...)), not {checks.kind(lab)}.")
+    checks.whole("rank", rank, low=1, example=4)
+    checks.whole("steps", steps, low=1, example=200)
+    if checks.real("lr", lr, example="1e-4") <= 0:
+        raise BadInput(f"lr={lr}: the learning rate is above 0, e.g. 1e-4.")
+    checks.whole("seed", seed, low=0, example=0)
+    if alpha is not None and checks.real("alpha", alpha, example=4) <= 0:
+        raise BadInput(f"alpha={alpha}: LoRA alpha is above 0 (it defaults to the rank).")
+    if batch_size is not None:
+        checks.whole("batch_size", batch_size, low=1, example=4)
+    if size is not None and (checks.whole("size", size, low=8, example=lab.native_size) % 8):
+        raise BadInput(f"size={size} is not a multiple of 8 (the VAE works in 8-pixel cells).")
+    for name, value in (("text_encoder", text_encoder), ("progress", progress), ("overwrite", overwrite)):
+        checks.flag(name, value)
+    checks.text("trigger", trigger, allow_none=True)
+
+
+def _check_cost(lab, steps, batch, side) -> None:
+    """TooLarge when the training run's estimated time or memory is over the Lab's limits (`lab.limits`)."""
+    from .. import limits
+    from ..params import Params
+
+    limits.check(lab, Params(steps=steps, batch_size=batch, width=side, height=side, sampler="LoRA training"),
+                 "train")
+
+
+def _check_data(images, captions) -> tuple[list, list]:
+    """(RGB images, captions) once both are lists of pictures and texts."""
+    from ..images import to_rgb
+
+    for name, value in (("images", images), ("captions", captions)):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise BadInput(f"{name}= takes a list, not {checks.kind(value)}.")
+    images = [to_rgb(image, f"images[{i}]") for i, image in enumerate(images)]
+    captions = [checks.text(f"captions[{i}]", caption) for i, caption in enumerate(captions)]
+    return images, captions
+
+
 def _check(lab, images, captions, out, overwrite, targets, lr_schedule, ema, save_dtype, caption_dropout) -> Path:
-    if not (isinstance(caption_dropout, (int, float)) and 0.0 <= caption_dropout < 1.0):
+    if not (checks.is_real(caption_dropout) and 0.0 <= caption_dropout < 1.0):
         raise BadInput(f"caption_dropout={caption_dropout!r}: the share of empty captions is in [0, 1), e.g. 0.1.")
-    if save_dtype not in SAVE_DTYPES:
+    if not isinstance(save_dtype, str) or save_dtype not in SAVE_DTYPES:
         raise BadInput(f"save_dtype={save_dtype!r}: use one of {', '.join(map(repr, SAVE_DTYPES))}.")
-    if ema is not None and not (isinstance(ema, (int, float)) and 0.0 <= ema < 1.0):
+    if ema is not None and not (checks.is_real(ema) and 0.0 <= ema < 1.0):
         raise BadInput(f"ema={ema!r}: the moving average's decay is in [0, 1), e.g. 0.999 (0 or None: off).")
-    if targets not in TARGET_SETS:
+    if not isinstance(targets, str) or targets not in TARGET_SETS:
         raise BadInput(f"targets={targets!r}: use one of {', '.join(map(repr, TARGET_SETS))}.")
-    if lr_schedule not in LR_SCHEDULES:
+    if not isinstance(lr_schedule, str) or lr_schedule not in LR_SCHEDULES:
         raise BadInput(f"lr_schedule={lr_schedule!r}: use one of {', '.join(map(repr, LR_SCHEDULES))}.")
     if lab.layout == "refiner":
         raise BadInput(f"LoRAs are trained on a base model; a {lab.family} Lab is a refiner. Train on the base.")
     if not images or len(images) != len(captions):
         raise BadInput(f"train() needs one caption per image: got {len(images)} images and {len(captions)} captions.")
-    out = Path(out)
+    out = Path(checks.path("out", out))
     if out.suffix != ".safetensors":
         raise BadInput(f"out={str(out)!r}: a LoRA is written as a .safetensors file; end the name with it.")
     if not out.parent.is_dir():

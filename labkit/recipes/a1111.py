@@ -8,9 +8,19 @@ import re
 
 from .. import samplers
 from ..errors import BadInput
-from ..params import EMPHASIS, Params
+from ..params import EMPHASIS
 from .infotext import LORA_TAG, name_values, split_infotext, split_title
-from .recipe import TOOL_DEFAULTS, Recipe, float_or_none, map_fields, require_core, to_bool, to_float, to_int
+from .recipe import (
+    TOOL_DEFAULTS,
+    Recipe,
+    float_or_none,
+    make_params,
+    map_fields,
+    require_core,
+    to_bool,
+    to_float,
+    to_int,
+)
 
 SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 VERSION_RE = re.compile(r"(?:^|v)\d+\.\d+")  # what samplers.canonical can read as an A1111 version
@@ -188,6 +198,6 @@ def parse_a1111(text: str, tool: str | None = None) -> Recipe:
     if fields:  # what is left: fields labkit has no setting for
         unmapped.update(fields)
         notes.append(f"Fields labkit does not use, kept in unmapped: {', '.join(fields)}.")
-    params = Params(**values)
+    params = make_params(values, unmapped, notes)
     return Recipe(params=params, tool=tool, unmapped=unmapped, raw=text, notes=notes, loras=loras,
                   version=version, model=model, mode=mode)

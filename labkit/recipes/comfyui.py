@@ -9,9 +9,19 @@ from collections import deque
 
 from .. import samplers
 from ..errors import BadInput, UnsupportedFile
-from ..params import Params
 from .infotext import lora_tag, number
-from .recipe import Recipe, as_text, float_or_none, json_object, map_fields, model_stem, require_core, to_float, to_int
+from .recipe import (
+    Recipe,
+    as_text,
+    float_or_none,
+    json_object,
+    make_params,
+    map_fields,
+    model_stem,
+    require_core,
+    to_float,
+    to_int,
+)
 
 # ComfyUI API graph: node classes labkit follows
 COMFY_SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
@@ -64,13 +74,24 @@ def _comfy_graph(data: dict) -> dict:
     return graph
 
 
+def _is_link(value) -> bool:
+    """Whether an input value has the shape of a link: [node_id, output_index]."""
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and not isinstance(value[0], bool) and isinstance(value[1], int) and not isinstance(value[1], bool))
+
+
 def _link(graph: dict, value) -> str | None:
-    """The node id an input refers to ([node_id, output_index]), or None for a plain value."""
-    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
-            and not isinstance(value[0], bool) and isinstance(value[1], int)):
+    """The node id an input refers to ([node_id, output_index]), or None for a plain value or a missing node."""
+    if _is_link(value):
         node = str(value[0])
         return node if node in graph else None
     return None
+
+
+def _dangling(graph: dict) -> list[str]:
+    """"node 3 'positive' -> 99" for every input that links to a node the graph does not have."""
+    return [f"node {node} {key!r} -> {value[0]}" for node, entry in graph.items()
+            for key, value in entry["inputs"].items() if _is_link(value) and str(value[0]) not in graph]
 
 
 def _inputs_of(graph: dict, node: str) -> list[str]:
@@ -285,6 +306,11 @@ def parse_comfyui(data) -> Recipe:
         raise UnsupportedFile(f"The ComfyUI graph is not a valid API graph: nodes {' -> '.join(cycle)} feed each "
                               "other in a loop.")
     notes, unmapped = [], {}
+    dangling = _dangling(graph)
+    if dangling:
+        notes.append(f"The graph links to nodes it does not hold ({'; '.join(dangling[:5])}"
+                     f"{'; ...' if len(dangling) > 5 else ''}): a partial or damaged export. What those links would "
+                     "give is left at labkit's defaults (an empty prompt, the default sampler...).")
     stages, source = _comfy_chain(graph, _final_sampler(graph, notes))
     first = graph[stages[0]]["inputs"]
     scalars = {key: _comfy_value(graph, value) for key, value in first.items()}
@@ -306,8 +332,12 @@ def parse_comfyui(data) -> Recipe:
     if source["mode"] is None:
         notes.append("The first sampler's latents come from no EmptyLatentImage or VAEEncode node: size unknown.")
     for side in ("prompt", "negative_prompt"):
-        text = _comfy_text(graph, first.get("positive" if side == "prompt" else "negative"), notes, unmapped)
+        link = first.get("positive" if side == "prompt" else "negative")
+        text = _comfy_text(graph, link, notes, unmapped)
         values[side] = text if text is not None else ""
+        if text is None and _is_link(link) and _link(graph, link) is None:
+            notes.append(f"The {side.replace('_', ' ')} links to node {link[0]}, which is not in the graph: it is "
+                         "left empty.")
     clip_skip = _comfy_clip_skip(graph, first.get("positive"))
     if clip_skip:
         values["clip_skip"] = clip_skip
@@ -317,6 +347,6 @@ def parse_comfyui(data) -> Recipe:
     notes += [f"LoRA {lora['name']} (LoraLoader): {lora_tag(lora)} applies it in labkit." for lora in loras]
     _comfy_stages(graph, stages, values, model, unmapped, notes)
     require_core(values, "ComfyUI graph")
-    return Recipe(params=Params(**values), tool="ComfyUI", unmapped=unmapped, raw=raw, notes=notes,
+    return Recipe(params=make_params(values, unmapped, notes), tool="ComfyUI", unmapped=unmapped, raw=raw, notes=notes,
                   loras=loras, model=model, mode=mode)
 

@@ -166,4 +166,6 @@ def read_image_chunks(opener, where: str) -> dict:
     except LabkitError:
         raise
     except Exception as error:  # Pillow signals damaged or foreign files with many exception types
-        raise UnsupportedFile(f"{where} is not an image labkit can read: {error}") from None
+        why = str(error).split(" <_io.")[0]  # Pillow names the in-memory file object: no help to anyone
+        raise UnsupportedFile(f"{where} is not an image labkit can read ({why}): give a PNG, JPEG or WebP picture "
+                              f"(read_recipe also takes infotext or JSON as text).") from None

@@ -3,7 +3,6 @@ by a1111.py). Fooocus samples as ComfyUI does and names samplers as ComfyUI does
 
 import re
 
-from ..params import Params
 from .comfyui import comfy_names
 from .recipe import (
     TOOL_DEFAULTS,
@@ -11,6 +10,7 @@ from .recipe import (
     as_text,
     float_or_none,
     json_object,
+    make_params,
     map_fields,
     model_stem,
     require_core,
@@ -94,5 +94,5 @@ def parse_fooocus(data) -> Recipe:
     unmapped.update({key: as_text(value) for key, value in rest.items() if key not in unmapped})
     notes.append("Fooocus samples like ComfyUI (noise='comfy'); its sharpness, ADM guidance and styles are not "
                  "reproduced by labkit (see unmapped).")
-    return Recipe(params=Params(**values), tool="Fooocus", unmapped=unmapped, raw=raw, notes=notes,
+    return Recipe(params=make_params(values, unmapped, notes), tool="Fooocus", unmapped=unmapped, raw=raw, notes=notes,
                   loras=loras, version=version if isinstance(version, str) else None, model=model)

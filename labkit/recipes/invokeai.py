@@ -1,7 +1,17 @@
 """Reading InvokeAI's `invokeai_metadata` (a flat JSON object: positive_prompt, seed, scheduler, model{...})."""
 
-from ..params import Params
-from .recipe import Recipe, as_text, float_or_none, json_object, map_fields, require_core, to_float, to_int, to_text
+from .recipe import (
+    Recipe,
+    as_text,
+    float_or_none,
+    json_object,
+    make_params,
+    map_fields,
+    require_core,
+    to_float,
+    to_int,
+    to_text,
+)
 
 INVOKE_NOISE = {"cpu": "a1111-cpu", "cuda": "a1111-gpu"}
 INVOKE_MODES = ("inpaint", "outpaint", "img2img")  # found in generation_mode ("sdxl_img2img"...); else txt2img
@@ -88,6 +98,6 @@ def parse_invokeai(data) -> Recipe:
     map_fields(rest, INVOKE_FIELDS, values, unmapped, notes)
     require_core(values, "InvokeAI metadata")
     unmapped.update({key: as_text(value) for key, value in rest.items() if key not in unmapped})
-    return Recipe(params=Params(**values), tool="InvokeAI", unmapped=unmapped, raw=raw, notes=notes,
+    return Recipe(params=make_params(values, unmapped, notes), tool="InvokeAI", unmapped=unmapped, raw=raw, notes=notes,
                   loras=loras, version=version if isinstance(version, str) else None, model=model,
                   mode="inpaint" if mode == "outpaint" else mode)

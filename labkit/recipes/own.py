@@ -6,9 +6,22 @@ from dataclasses import fields
 from ..errors import BadInput
 from ..params import Params
 from .a1111 import lora_list
-from .recipe import Recipe, json_object
+from .recipe import Recipe, json_object, make_params, map_fields, to_bool, to_float, to_int, to_text
 
 RECIPE_FORMAT = "labkit-recipe/1"
+
+
+FIELD_TYPES = {int: to_int, float: to_float, bool: to_bool, str: to_text}
+
+
+def field_reader(kind):
+    """The converter for a Params field annotated `kind`: int, float, bool or str, or one of them | None."""
+    options = getattr(kind, "__args__", (kind,))
+    convert = FIELD_TYPES[next(k for k in options if k is not type(None))]
+    return convert if type(None) not in options else lambda value: None if value is None else convert(value)
+
+
+OWN_FIELDS = {f.name: (f.name, field_reader(f.type)) for f in fields(Params)}  # every field as labkit writes it
 
 
 def is_labkit_recipe(data: dict) -> bool:
@@ -22,14 +35,16 @@ def parse_labkit(data) -> Recipe:
     stored = raw.get("params")
     if not isinstance(stored, dict):
         raise BadInput("The labkit recipe has no 'params' object.")
-    params = Params.from_dict({str(k): v for k, v in stored.items()})
     missing = [f.name for f in fields(Params) if f.name not in stored]
     notes = [f"The labkit recipe has no {', '.join(missing)}: defaults used."] if missing else []
+    values, unmapped = {}, {}
+    map_fields({str(k): v for k, v in stored.items()}, OWN_FIELDS, values, unmapped, notes)
+    params = make_params(values, unmapped, notes)
     libraries = raw.get("libraries") if isinstance(raw.get("libraries"), dict) else {}
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
     stored_loras = raw.get("loras") if isinstance(raw.get("loras"), list) else []
     loras = [lora for lora in stored_loras if isinstance(lora, dict)] or lora_list(params.prompt)
     version = libraries.get("labkit")
-    return Recipe(params=params, tool="labkit", raw=raw, notes=notes, loras=loras,
+    return Recipe(params=params, tool="labkit", raw=raw, notes=notes, loras=loras, unmapped=unmapped,
                   version=f"labkit {version}" if isinstance(version, str) else None, model=dict(model),
                   mode=raw.get("mode") if isinstance(raw.get("mode"), str) else "txt2img")

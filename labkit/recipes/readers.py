@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checks import kind
 from ..errors import BadInput, LabkitError, UnsupportedFile
 from ..params import Params
 from .a1111 import parse_a1111
@@ -137,11 +138,12 @@ def read_recipe(source) -> Recipe:
         return recipe_from_chunks(chunks, "this image")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return recipe_from_chunks(read_image_chunks(lambda: Image.open(io.BytesIO(data)), "the bytes"), "the bytes")
+        return recipe_from_chunks(read_image_chunks(lambda: Image.open(io.BytesIO(data)), "The bytes given"),
+                                  "the bytes")
     if isinstance(source, str) and not _looks_like_path(source):
         return parse_text(source)
     if not isinstance(source, (str, os.PathLike)):
-        raise BadInput(f"read_recipe takes a path, PIL image, bytes or text, not {type(source).__name__}.")
+        raise BadInput(f"read_recipe takes a path, PIL image, bytes or text, not {kind(source)}.")
     path = Path(source)
     if not path.is_file():
         raise UnsupportedFile(f"{path} is a folder, not an image." if path.is_dir() else f"{path}: no such file.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import PureWindowsPath
 
 from ..errors import BadInput
-from ..params import Params
+from ..params import Params, check_field
 
 CORE_FIELDS = ("steps", "cfg", "seed", "sampler", "width")  # a recipe must map at least one of these
 # settings a tool assumes when its recipe leaves a field out (A1111: "RNG" absent means GPU)
@@ -43,7 +43,9 @@ class Recipe:
 
 # ---- field converters: a value as a tool writes it -> a Params value; ValueError (or TypeError...) otherwise ------
 def to_int(value) -> int:
-    """A whole number from text or a number ("20", 20, 20.0); ValueError otherwise."""
+    """A whole number from text or a number ("20", 20, 20.0); ValueError otherwise (True is not 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
     try:
         return int(str(value).strip())
     except ValueError:
@@ -54,6 +56,8 @@ def to_int(value) -> int:
 
 
 def to_float(value) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not a finite number")
@@ -127,10 +131,35 @@ def map_fields(source: dict, table: dict, values: dict, unmapped: dict, notes: l
         raw = source.pop(key)
         try:
             value = convert(raw)
-            values.update(zip(target, value) if isinstance(target, tuple) else {target: value})  # Size: 2 fields
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            pairs = zip(target, value, strict=True) if isinstance(target, tuple) else [(target, value)]  # Size: 2
+            values.update({name: check_field(name, v) for name, v in pairs})  # never a value Params refuses
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:  # BadInput is a ValueError
             unmapped[key] = as_text(raw)
-            notes.append(f"{key}: {raw!r} could not be used. {UNMAPPED_WHY.get(key, '')}".strip())
+            why = str(error) if isinstance(error, BadInput) else UNMAPPED_WHY.get(key, "")
+            notes.append(f"{key}: {shorter(raw)} could not be used. {why}".strip())
+
+
+def shorter(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def make_params(values: dict, unmapped: dict, notes: list) -> Params:
+    """Params from a reader's values: a value Params refuses goes to `unmapped` with a note saying why, so a
+    recipe always holds settings that run (or labkit's defaults)."""
+    kept = {}
+    for name, value in values.items():
+        try:
+            kept[name] = check_field(name, value)
+        except BadInput as error:
+            unmapped.setdefault(name, as_text(value))
+            notes.append(f"{name}: {shorter(value)} could not be used. {error}")
+    try:
+        return Params(**kept)
+    except BadInput as error:  # settings that do not go together (seed + batch_size past the largest seed)
+        notes.append(f"batch_size: {kept.get('batch_size')} could not be used with this seed. {error}")
+        unmapped.setdefault("batch_size", as_text(kept.pop("batch_size", None)))
+        return Params(**kept)
 
 
 def require_core(values: dict, what: str) -> None:

@@ -8,6 +8,7 @@ same single-file path as any downloaded checkpoint.
 import json
 from pathlib import Path
 
+from ..checks import did_you_mean
 from ..errors import UnsupportedFile
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -29,15 +30,17 @@ def entry(name: str) -> dict:
     if name not in members:
         raise UnsupportedFile(f"{name!r} is not an embedded model; labkit.models() lists them: "
                               f"{', '.join(members) or '(none installed: run python -m labkit.toy.train all)'}. "
-                              f"For your own model, give the path of a .safetensors file or a diffusers folder.")
+                              f"For your own model, give the path of a .safetensors file or a diffusers folder."
+                              + did_you_mean(name, members))
     return manifest()[name]
 
 
 def state_dict(name: str) -> dict:
-    """The member's A1111-layout state dict, assembled from its shipped parts."""
-    from safetensors.torch import load_file
+    """The member's A1111-layout state dict, assembled from its shipped parts (read by `header.read_tensors`,
+    which does not leak memory each time a model is opened, as safetensors' `load_file` does)."""
+    from ..header import read_tensors
 
     out = {}
     for file, prefix in entry(name)["parts"]:
-        out.update({prefix + k: v for k, v in load_file(str(WEIGHTS / file)).items()})
+        out.update({prefix + k: v for k, v in read_tensors(WEIGHTS / file).items()})
     return out

@@ -21,6 +21,7 @@ AGREEMENT = dict.fromkeys(["eye sees an outline", "eye sees an outline or maybe"
                            "judge says outlined", "judge shape right", "shape verdicts agree", "style verdicts agree"],
                           ANY)
 GEN_TIMES = {"image_s": ANY, "step_ms": ANY}
+MEMORY = {"after_warmup": ANY, "end": ANY, "max": ANY, "growth_pct": ANY, "slope_mb_per_cycle": ANY}
 EXPECTED = {  # script: ({results file: structure}, the results.md section it writes or None)
     "core.py": ({"core.json": {
         "when": ANY, "machine": ANY, "torch": ANY, "diffusers": ANY, "import_s": ANY, "import_repeats": 1,
@@ -41,6 +42,10 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
         "runs": [{"family": "toy", "weights": ANY, "steps": 2, "debounce_s": ANY, "repeats": 1,
                   "slider_to_picture_s": ANY, "diffusers_s": ANY, "ratio": ANY, "max_s": ANY}]}},
               "## ui (benchmarks/ui.py)"),
+    "memory.py": ({"memory.json": {
+        "when": ANY, "machine": ANY, "torch": ANY, "models": ANY, "cycles": 2, "warmup": 1, "window": 1, "steps": 1,
+        "start_mb": ANY, "trimmed": ANY, "rss_mb": MEMORY, "raw_rss_mb": MEMORY, "target_pct": 5.0, "ok": ANY,
+        "per_cycle_mb": [ANY], "per_cycle_raw_mb": [ANY]}}, "## memory (benchmarks/memory.py)"),
     "judge_vs_eye.py": ({"judge_vs_eye.json": {
         "pictures": 6, "weights": ANY, "labels_made_on": ANY,
         "between labellers": {"shape verdicts agree": ANY, "style verdicts agree": ANY},

@@ -1,0 +1,179 @@
+"""How big a run may be: an estimate of its time and memory, made before any work, and the limits a Lab checks it
+against. A run over a limit raises `TooLarge`, which gives the estimate and how to raise the limit:
+
+    lab.limits = labkit.Limits(max_seconds=4 * 3600, max_memory_gb=64)   # this Lab allows more
+    lab.limits = None                                                     # no check at all
+
+The estimate is small on purpose: one row of COSTS per family, in latent pixels (lpx: the picture's pixels / 64
+for every family here), batch and steps.
+
+    seconds = UNet evaluations x (overhead + batch x lpx x unit x (1 + lpx / attention)) + batch x pixels x decode
+    memory  = the Lab's weights (counted) + batch x lpx x bytes per lpx (UNet activations or the VAE decode,
+              whichever is larger; half at 16 bits)
+
+`unit` is the seconds per latent pixel of one image's sampler step with CFG (two UNet passes); `attention` the
+latent size at which self-attention, which grows with the square of the size, costs as much as the rest. The toy
+rows were measured here (benchmarks/toy.py's machine: 2 x86_64 cores, torch CPU, one thread); the full-size rows
+come from published figures: SD 1.5 at 512 px about 4 s per step on an 8-core desktop CPU in float32 and
+17 steps/s on a recent NVIDIA GPU in float16 (RTX 3090/4080 class; an A100/H100 is faster), SDXL at 1024 px about
+40 s per step on that CPU and 5 steps/s on that GPU; the VAE decode of a 512 px picture about 4 s on the CPU and
+0.08 s on the GPU; peak GPU memory about 3 GB for SD 1.5 at 512 px and 10-11 GB for SDXL at 1024 px in float16
+(weights included). Expect the estimate within a factor of about 3 on other machines: enough to stop a run that
+would take days or exhaust memory, which is what the limits are for.
+"""
+
+import math
+from dataclasses import dataclass
+
+from . import checks
+from .errors import TooLarge
+
+DEFAULT_MAX_SECONDS = 3600.0
+SECOND_ORDER = frozenset({"Heun", "DPM2", "DPM2 a", "DPM++ SDE"})  # two UNet evaluations per step after the first
+GPU_FACTOR = {"cuda": 1.0, "mps": 4.0, "xpu": 3.0}  # slower than the CUDA figures
+# a LoRA training step (`mode="train"`) against a sampler step at the same batch: one UNet pass without CFG's second
+# forward and backward (about twice a forward); activations are kept for the backward pass
+TRAIN_TIME, TRAIN_MEMORY = 1.5, 4.0
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One family's row: seconds per step (fixed part and per latent pixel, CPU float32 / CUDA float16), the
+    attention size, seconds of VAE decode per picture pixel, and activation bytes per latent pixel in float32."""
+
+    overhead: tuple  # (cpu, gpu) seconds per step, whatever the size
+    unit: tuple  # (cpu, gpu) seconds per latent pixel per image per step
+    attention: float  # latent pixels
+    decode: tuple  # (cpu, gpu) seconds per picture pixel
+    bytes_per_lpx: float  # float32 activation bytes per latent pixel per image
+
+
+SD = Cost(overhead=(0.02, 0.01), unit=(7.3e-4, 1.1e-5), attention=12288, decode=(1.5e-5, 3e-7), bytes_per_lpx=600e3)
+XL = Cost(overhead=(0.03, 0.015), unit=(2.0e-3, 9.8e-6), attention=65536, decode=(1.5e-5, 3e-7), bytes_per_lpx=600e3)
+REFINER = Cost(overhead=(0.03, 0.015), unit=(1.6e-3, 7.8e-6), attention=65536, decode=(1.5e-5, 3e-7),
+               bytes_per_lpx=600e3)
+COSTS = {
+    "sd1": SD, "sd2": SD, "sdxl": XL, "sdxl-refiner": REFINER,
+    "toy": Cost(overhead=(0.015, 0.008), unit=(1.0e-4, 1e-7), attention=2800, decode=(3e-6, 2e-8), bytes_per_lpx=32e3),
+    "toy-xl": Cost(overhead=(0.02, 0.01), unit=(3e-5, 1e-7), attention=4096, decode=(3e-6, 2e-8), bytes_per_lpx=32e3),
+    "toy-xl-refiner": Cost(overhead=(0.015, 0.008), unit=(3e-5, 1e-7), attention=4096, decode=(3e-6, 2e-8),
+                           bytes_per_lpx=32e3),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a Lab runs without asking: `max_seconds` of estimated time (None: no time limit) and
+    `max_memory_gb` GiB of estimated memory (None: the device's own: the GPU's memory for CUDA, the machine's RAM
+    otherwise). `lab.limits = None` turns the check off."""
+
+    max_seconds: float | None = DEFAULT_MAX_SECONDS
+    max_memory_gb: float | None = None
+
+    def __post_init__(self):
+        for name in ("max_seconds", "max_memory_gb"):
+            value = getattr(self, name)
+            if value is not None:
+                example = 3600 if name == "max_seconds" else 16
+                object.__setattr__(self, name, checks.real(name, value, low=0, example=example))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's estimated `seconds` and `memory` (bytes), and what it was estimated for."""
+
+    seconds: float
+    memory: float
+    what: str
+
+    def __str__(self) -> str:
+        return f"{duration(self.seconds)} and {gib(self.memory)} of memory for {self.what}"
+
+
+def duration(seconds: float) -> str:
+    if seconds >= 86400 * 365:
+        return f"{seconds / (86400 * 365):.3g} years"
+    for size, unit in ((86400, "days"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.2g} s"
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n < 2**50 else f"{n / 2**40:.3g} TiB"
+
+
+def weight_bytes(lab) -> int:
+    """Bytes of every weight and buffer the Lab's models hold."""
+    total = 0
+    for module in lab.components.values():
+        if hasattr(module, "parameters") and hasattr(module, "buffers"):
+            total += sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+    return total
+
+
+def estimate(lab, p, mode: str = "txt2img", refiner=None) -> Estimate:
+    """The time and memory of running `p` (width and height given) on `lab` in `mode`, with `refiner`."""
+    gpu = GPU_FACTOR.get(str(lab.device).split(":")[0])
+    cost = COSTS.get(lab.family, SD)
+    lpx = (p.width // lab.vae_scale) * (p.height // lab.vae_scale)
+    steps = p.steps * (p.strength if mode not in ("txt2img", "train") else 1.0)
+    base_steps = steps * (p.switch_at if refiner is not None else 1.0)
+    seconds = _denoise_seconds(cost, gpu, lab.dtype, lpx, p.batch_size, base_steps, p.sampler)
+    if refiner is not None:
+        seconds += _denoise_seconds(COSTS.get(refiner.family, SD), gpu, refiner.dtype, lpx, p.batch_size,
+                                    steps - base_steps, p.sampler)
+    if mode == "train":
+        seconds *= TRAIN_TIME
+    else:
+        seconds += p.batch_size * p.width * p.height * cost.decode[gpu is not None] * (gpu or 1.0)
+    half = 0.5 if lab.dtype in ("float16", "bfloat16") else 1.0
+    memory = weight_bytes(lab) + (weight_bytes(refiner) if refiner is not None else 0)
+    memory += p.batch_size * lpx * cost.bytes_per_lpx * half * (TRAIN_MEMORY if mode == "train" else 1.0)
+    what = (f"{mode} {p.width}x{p.height}, batch {p.batch_size}, {p.steps} steps of {p.sampler} on "
+            f"{lab.family} ({lab.device}, {lab.dtype})")
+    return Estimate(seconds, memory, what)
+
+
+def _denoise_seconds(cost: Cost, gpu, dtype, lpx, batch, steps, sampler) -> float:
+    evaluations = max(0.0, steps * 2 - 1) if sampler in SECOND_ORDER else steps
+    per_step = cost.overhead[gpu is not None] + batch * lpx * cost.unit[gpu is not None] * (1 + lpx / cost.attention)
+    slower = (gpu or 1.0) * (2.0 if gpu is not None and dtype == "float32" else 1.0)
+    return evaluations * per_step * slower
+
+
+def check(lab, p, mode: str = "txt2img", refiner=None) -> Estimate | None:
+    """The estimate of the run, once it is within `lab.limits`; TooLarge naming the estimate and the fix otherwise.
+    None when the Lab has no limits."""
+    limits = getattr(lab, "limits", None)
+    if limits is None:
+        return None
+    found = estimate(lab, p, mode, refiner)
+    max_memory = (limits.max_memory_gb * 2**30 if limits.max_memory_gb is not None else _device_memory(lab.device))
+    over, raise_to = [], []
+    if limits.max_seconds is not None and found.seconds > limits.max_seconds:
+        over.append(f"time limit {duration(limits.max_seconds)}")
+        raise_to.append(f"max_seconds={_suggest(found.seconds)}")
+    if found.memory > max_memory:
+        source = "" if limits.max_memory_gb is not None else f", the memory of {lab.device}"
+        over.append(f"memory limit {gib(max_memory)}{source}")
+        raise_to.append(f"max_memory_gb={_suggest(found.memory / 2**30)}")
+    if over:
+        raise TooLarge(f"This run is estimated at {found} (over the {' and the '.join(over)}). Make it smaller "
+                       f"(fewer steps, a smaller size or batch), or raise this Lab's limit: "
+                       f"lab.limits = labkit.Limits({', '.join(raise_to)}); lab.limits = None turns the check off.")
+    return found
+
+
+def _suggest(value: float) -> str:
+    """A round number above `value` for the message's example."""
+    if not math.isfinite(value) or value > 1e12:
+        return "None"
+    magnitude = 10 ** max(0, math.floor(math.log10(max(value, 1))))
+    return str(int(math.ceil(value * 1.2 / magnitude) * magnitude))
+
+
+def _device_memory(device) -> float:
+    from .devices import memory
+
+    return memory(device)
