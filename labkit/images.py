@@ -2,7 +2,6 @@
 
 from .errors import BadInput
 
-
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited over white, A1111's img2img background default
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow opens 16-bit PNGs as "I;16" or "I"
 TAKES = "a PIL image or a NumPy array (H, W), (H, W, 3) or (H, W, 4) of uint8, uint16, bool or float in [0, 1]"

@@ -10,7 +10,9 @@ from time import perf_counter
 from . import checks, families
 from .errors import BadInput
 from .limits import Limits
+from .lora.runs import load_refiner_loras, lora_record, with_lora_tags
 from .params import Params
+from .steps import step_callbacks
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
 # pipeline constructor flags labkit always sets (no safety checker, no invisible watermark: reproducible pixels)
@@ -440,33 +442,6 @@ class Lab:
         return load_embedding(self, path, token)
 
 
-def lora_record(applied, stage: str):
-    """A LoRA that took part in a run (a LoraRecord), as results and saved recipes record it."""
-    from .recipes.records import LoraRecord
-
-    return LoraRecord(name=applied.name, weight=applied.unet_weight, te_weight=applied.te_weight,
-                      hash=applied.hash, stage=stage)
-
-
-def with_lora_tags(prompt: str, applied, tags) -> str:
-    """The prompt with `<lora:name:w>` added for LoRAs active through `lab.loras` but not tagged in it, so the
-    saved recipe (A1111 keeps LoRAs as prompt tags) brings them back."""
-    tagged = {t.name for t in tags}
-    extra = [f"<lora:{a.name}:{a.unet_weight:g}>" if a.te_weight == a.unet_weight else
-             f"<lora:{a.name}:{a.te_weight:g}:{a.unet_weight:g}>" for a in applied if a.name not in tagged]
-    return " ".join([prompt, *extra]) if extra else prompt
-
-
-def load_refiner_loras(refiner, requests) -> None:
-    """Load the LoRAs asked for the refiner stage ([(path or name, weight)]) unless already loaded."""
-    for path, weight in requests:
-        from pathlib import Path
-
-        name = Path(path).stem
-        if name not in refiner.loras.loaded:
-            refiner.loras.load(path, weight=weight)
-
-
 def cast_conditioning(unet, args, kwargs):
     """UNet forward pre-hook: text conditioning (encoder_hidden_states, SDXL's pooled text_embeds) in the UNet's
     dtype, whatever dtype the text encoders ran in."""
@@ -484,34 +459,3 @@ def pipe_arguments(pipe) -> set:
     import inspect
 
     return set(inspect.signature(type(pipe).__call__).parameters)
-
-
-def sampler_step(scheduler, index: int) -> int:
-    """The sampler step (as A1111 counts them) of the pipeline's loop iteration `index`: second-order samplers
-    (Heun, DPM2) run two iterations per step after the first, over timesteps t0, t1, t1, t2, t2, ..."""
-    return (index + 1) // 2 if getattr(scheduler, "order", 1) == 2 else index
-
-
-def step_callbacks(pipe, schedule: list[dict], cfg: bool, on_step=None) -> dict:
-    """Pipeline arguments for a per-step callback that swaps in scheduled prompts (`[from:to:when]`, `[a|b]`)
-    and calls `on_step(step, total, latents)`, which may return False to stop the run after that step."""
-    changes = any(a is not b for a, b in zip(schedule, schedule[1:]))
-    if on_step is None and not changes:
-        return {}
-    pooled = "pooled_prompt_embeds" in schedule[0]
-    inputs = ["latents"] + (["prompt_embeds"] + (["add_text_embeds"] if pooled else []) if changes else [])
-
-    def callback(pipe, step, timestep, tensors):
-        import torch
-
-        now, nxt = (schedule[min(sampler_step(pipe.scheduler, i), len(schedule) - 1)] for i in (step, step + 1))
-        if changes and nxt is not now:
-            both = lambda a, b: torch.cat([nxt[a], nxt[b]]) if cfg else nxt[b]  # noqa: E731 (negative first)
-            tensors["prompt_embeds"] = both("negative_prompt_embeds", "prompt_embeds")
-            if pooled:
-                tensors["add_text_embeds"] = both("negative_pooled_prompt_embeds", "pooled_prompt_embeds")
-        if on_step is not None and on_step(step, pipe.num_timesteps, tensors["latents"]) is False:
-            pipe._interrupt = True
-        return tensors
-
-    return {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": inputs}

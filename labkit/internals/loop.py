@@ -7,10 +7,10 @@ scale the input, run the UNet on [negative, positive], mix with the guidance sca
 are not applied here; load none (or compare without them).
 """
 
-from ..lab import sampler_step
 from ..noise import draw, generators
 from ..prompts import encode_schedule
 from ..sampling.start import first_latents
+from ..steps import sampler_step
 
 
 def prompt_embeddings(lab, prompt: str, negative_prompt: str = "", steps: int = 20, clip_skip: int = 1) -> list:
