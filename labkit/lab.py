@@ -300,11 +300,12 @@ class Lab:
 
     def scheduler(self, p: Params, mode: str = "txt2img"):
         """The diffusers scheduler a run of `p` uses: `p.sampler` following the schedule, timesteps and start of
-        `p.noise`'s tool (A1111 or ComfyUI) where labkit can make it (`labkit.sampling`); a refiner keeps
-        diffusers' own schedule. A fresh object each call (it carries the run's plan)."""
+        `p.noise`'s tool (A1111 or ComfyUI) where labkit can make it (`labkit.sampling`). A refiner finishing a
+        base's run (mode "txt2img") follows the same schedule from where the base stopped. A fresh object each
+        call (it carries the run's plan)."""
         from .sampling.start import scheduler_for
 
-        return scheduler_for(self, p, mode if self.layout != "refiner" else "refine")
+        return scheduler_for(self, p, mode)
 
     def _pipeline_mode(self, mode: str, scheduler) -> str:
         """img2img that follows a tool's plan runs in the txt2img pipeline from latents labkit noised itself

@@ -25,7 +25,7 @@ def models() -> list[str]:
 
 
 def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pickle: bool = False,
-         prediction: str | None = None):
+         prediction: str | None = None, text_encoder_dtype: str | None = None):
     """Open a model as a `Lab`: an embedded model name ("toy"), a single-file checkpoint, or a diffusers folder.
 
     `prediction="v_prediction"` or `"epsilon"` overrides what the file's header tells (SD 2.x 768-v files often do
@@ -33,13 +33,18 @@ def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pi
     tokenizers ship with labkit. `vae=` swaps in another VAE (file or
     folder). Pickled checkpoints need `allow_pickle=True` (then read with `torch.load(weights_only=True)`).
     `device` is checked against what torch has here (`labkit.devices.available()`); `dtype` may be a name or a
-    torch dtype. Everything is checked before the model loads.
+    torch dtype. `text_encoder_dtype="float16"` runs the text encoders in half precision, as ComfyUI does by
+    default (`Lab.set_text_encoder_dtype`). Everything is checked before the model loads.
     """
     from .quiet import quiet_libraries
 
     device, dtype = check_open(source, device, dtype, vae, allow_pickle, prediction)
+    te_dtype = None if text_encoder_dtype is None else dtype_name(text_encoder_dtype)
     with quiet_libraries():
-        return _open(source, device, dtype, vae, allow_pickle, prediction)
+        lab = _open(source, device, dtype, vae, allow_pickle, prediction)
+    if te_dtype is not None and te_dtype != dtype:
+        lab.set_text_encoder_dtype(te_dtype)
+    return lab
 
 
 def check_open(source, device, dtype, vae, allow_pickle, prediction) -> tuple[str, str]:
@@ -281,10 +286,7 @@ def check_folder(path: Path, allow_pickle: bool = False) -> str | None:
         hint = f" It holds {', '.join(files)}: open one of those files." if files else ""
         raise UnsupportedFile(f"{path} is a folder without model_index.json: give a diffusers pipeline folder "
                               f"or a single .safetensors file.{hint}")
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnsupportedFile(f"{index_path} does not parse as JSON ({exc}): download the folder again.") from None
+    index = read_json(index_path, "download the folder again")
     if not isinstance(index, dict) or index.get("_class_name") not in PIPELINE_CLASSES:
         name = index.get("_class_name") if isinstance(index, dict) else None
         raise UnsupportedFile(f"{path} holds a {name or 'pipeline of no known class'}; labkit opens Stable "
@@ -360,10 +362,7 @@ def _folder_vae_channels(path: Path) -> int | None:
         inner = " (it looks like a whole pipeline: give its vae/ subfolder)" if (path / "vae").is_dir() else ""
         raise UnsupportedFile(f"VAE folder {path} has no config.json{inner}: give a diffusers AutoencoderKL folder or "
                               f"a .safetensors VAE file.")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnsupportedFile(f"{config} does not parse as JSON ({exc}).") from None
+    data = read_json(config, "give a diffusers AutoencoderKL folder")
     if not isinstance(data, dict) or data.get("_class_name") != "AutoencoderKL":
         name = data.get("_class_name") if isinstance(data, dict) else None
         raise UnsupportedFile(f"VAE folder {path} holds a {name or 'model of no known class'}, not an "
@@ -381,3 +380,11 @@ def load_vae(source, family_name: str, torch_dtype):
         return AutoencoderKL.from_pretrained(path, local_files_only=True, torch_dtype=torch_dtype)
     return AutoencoderKL.from_single_file(str(path), config=str(families.family(family_name).config), subfolder="vae",
                                           local_files_only=True, torch_dtype=torch_dtype)
+
+
+def read_json(path: Path, fix: str):
+    """The JSON in a config file of a folder; UnsupportedFile saying `fix` when it does not parse."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnsupportedFile(f"{path} does not parse as JSON ({exc}): {fix}.") from None

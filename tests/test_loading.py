@@ -188,3 +188,13 @@ def test_prediction_override(sd_file):
     assert labkit.open(sd_file).components["scheduler"].config.prediction_type == "epsilon"
     with pytest.raises(BadInput, match="v_prediction"):
         labkit.open(sd_file, prediction="x0")
+
+
+def test_open_can_run_the_text_encoder_in_half_precision_as_comfyui_does():
+    import torch
+
+    lab = labkit.open("toy", text_encoder_dtype="float16")
+    assert lab.components["text_encoder"].dtype == torch.float16 and lab.components["unet"].dtype == torch.float32
+    assert lab.text_encoder_dtype == "float16" and lab.txt2img("a red circle", steps=2, seed=1).latents.isfinite().all()
+    with pytest.raises(labkit.BadInput, match="float16"):
+        labkit.open("toy", text_encoder_dtype="half-ish")

@@ -10,17 +10,8 @@ from .. import samplers
 from ..errors import BadInput
 from ..params import EMPHASIS
 from .infotext import LORA_TAG, name_values, split_infotext, split_title
-from .recipe import (
-    TOOL_DEFAULTS,
-    Recipe,
-    float_or_none,
-    make_params,
-    map_fields,
-    require_core,
-    to_bool,
-    to_float,
-    to_int,
-)
+from .recipe import (TOOL_DEFAULTS, Recipe, float_or_none, make_params, map_fields, require_core, to_bool, to_float,
+                     to_int)
 
 SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 VERSION_RE = re.compile(r"(?:^|v)\d+\.\d+")  # what samplers.canonical can read as an A1111 version

@@ -10,18 +10,8 @@ from collections import deque
 from .. import samplers
 from ..errors import BadInput, UnsupportedFile
 from .infotext import lora_tag, number
-from .recipe import (
-    Recipe,
-    as_text,
-    float_or_none,
-    json_object,
-    make_params,
-    map_fields,
-    model_stem,
-    require_core,
-    to_float,
-    to_int,
-)
+from .recipe import (Recipe, as_text, float_or_none, json_object, make_params, map_fields, model_stem, require_core,
+                     to_float, to_int)
 
 # ComfyUI API graph: node classes labkit follows
 COMFY_SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")

@@ -4,19 +4,8 @@ by a1111.py). Fooocus samples as ComfyUI does and names samplers as ComfyUI does
 import re
 
 from .comfyui import comfy_names
-from .recipe import (
-    TOOL_DEFAULTS,
-    Recipe,
-    as_text,
-    float_or_none,
-    json_object,
-    make_params,
-    map_fields,
-    model_stem,
-    require_core,
-    to_float,
-    to_int,
-)
+from .recipe import (TOOL_DEFAULTS, Recipe, as_text, float_or_none, json_object, make_params, map_fields, model_stem,
+                     require_core, to_float, to_int)
 
 PAIR_RE = re.compile(r"^\(?\s*'?(\d+)'?\s*[,x×*]\s*'?(\d+)'?\s*\)?$")  # Fooocus "(1152, 896)"
 FOOOCUS_MARKS = ("guidance_scale", "full_prompt", "base_model", "resolution")  # keys only Fooocus' JSON has

@@ -1,17 +1,7 @@
 """Reading InvokeAI's `invokeai_metadata` (a flat JSON object: positive_prompt, seed, scheduler, model{...})."""
 
-from .recipe import (
-    Recipe,
-    as_text,
-    float_or_none,
-    json_object,
-    make_params,
-    map_fields,
-    require_core,
-    to_float,
-    to_int,
-    to_text,
-)
+from .recipe import (Recipe, as_text, float_or_none, json_object, make_params, map_fields, require_core, to_float,
+                     to_int, to_text)
 
 INVOKE_NOISE = {"cpu": "a1111-cpu", "cuda": "a1111-gpu"}
 INVOKE_MODES = ("inpaint", "outpaint", "img2img")  # found in generation_mode ("sdxl_img2img"...); else txt2img

@@ -16,7 +16,7 @@ from .sigmas import training_levels
 COMFY_RUNS_AS = {"DDIM": "Euler"}  # ComfyUI's "ddim" sampler is Euler on the chosen schedule
 NO_PLAN = {"comfy": ("PLMS",)}  # samplers a tool does not have: diffusers' own schedule
 PLANNED_MODES = ("txt2img", "img2img")  # inpaint follows the plan only when it starts from pure noise; a
-# refiner finishing a base's latents keeps diffusers' schedule
+# refiner finishing a base's run ("txt2img") follows the base's plan from where the base stopped
 
 
 def scheduler_for(lab, p, mode: str = "txt2img"):
@@ -27,6 +27,8 @@ def scheduler_for(lab, p, mode: str = "txt2img"):
     tool, (sampler, schedule) = tool_of(p.noise), canonical(p.sampler, p.schedule)
     runs_as = COMFY_RUNS_AS.get(sampler, sampler) if tool == "comfy" else sampler
     wanted = mode in PLANNED_MODES or mode == "inpaint" and p.strength == 1.0
+    if lab.layout == "refiner" and mode != "txt2img":  # a refiner's own img2img runs diffusers' img2img pipeline
+        wanted = False
     followable = SAMPLERS[runs_as][0] in fit.FITTERS  # the diffusers class labkit can make follow a plan
     scheduler = make_scheduler(runs_as, schedule, lab.scheduler_config, eta=p.eta, planned=wanted and followable)
     if "noise_sampler_seed" in scheduler.config:  # SDE samplers: Brownian noise seeded from the images' seeds

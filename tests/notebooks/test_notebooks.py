@@ -7,7 +7,6 @@ executed copy must hold at least that many image outputs, so a cell that silentl
 """
 
 import json
-import os
 import time
 from pathlib import Path
 
