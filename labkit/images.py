@@ -223,11 +223,12 @@ def decode_latents(vae, latents):
     import torch
 
     scaled = latents / vae.config.scaling_factor
+    weight = next(vae.parameters())  # its dtype and device (diffusers' vae.dtype walks every weight)
     with torch.no_grad():
-        x = vae.decode(scaled.to(vae.device, vae.dtype)).sample
-        if vae.dtype == torch.float16 and not torch.isfinite(x).all():
+        x = vae.decode(scaled.to(weight.device, weight.dtype)).sample
+        if weight.dtype == torch.float16 and not torch.isfinite(x).all():
             try:
-                x = vae.to(torch.float32).decode(scaled.to(vae.device, torch.float32)).sample
+                x = vae.to(torch.float32).decode(scaled.to(weight.device, torch.float32)).sample
             finally:
                 vae.to(torch.float16)
     return x.float()

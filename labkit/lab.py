@@ -46,6 +46,7 @@ class Lab:
         self.loras = LoraManager(self)
         self._pipes = {}
         self.limits = Limits()
+        self._weights = (None, 0)  # (what the count was made of, bytes)
 
     # ---- pipelines -------------------------------------------------------------------------------------
     @property
@@ -102,6 +103,17 @@ class Lab:
     def native_size(self) -> int:
         """The picture side the model was trained at (64 for the toy models, 512 SD1, 1024 SDXL)."""
         return self.components["unet"].config.sample_size * self.vae_scale
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of every weight and buffer the models hold, for the run estimate; counted again only when a
+        component, its dtype or its device changes (counting walks every tensor: milliseconds per call)."""
+        from .limits import first_tensor, weight_bytes
+
+        key = tuple((name, id(m), *first_tensor(m)) for name, m in self.components.items())
+        if self._weights[0] != key:
+            self._weights = (key, weight_bytes(self.components))
+        return self._weights[1]
 
     def params(self, params: Params | None = None, prompt: str | None = None, **overrides) -> Params:
         """`params` (or defaults) with `prompt` and overrides applied and checked: every setting's type and range
@@ -335,12 +347,13 @@ class Lab:
     def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
         """The mode-specific pipeline arguments: the starting latents the tool would start from (labkit's
         float32 noise, scaled; for img2img added to the picture's latents), init image, mask."""
+        from .limits import first_tensor
         from .noise import draw, generators
         from .sampling.start import first_latents, pipeline_latents
 
         h, w = p.height // self.vae_scale, p.width // self.vae_scale
         latent_shape = (self.components["vae"].config.latent_channels, h, w)
-        device, dtype = pipe._execution_device, self.components["unet"].dtype
+        dtype, device = first_tensor(self.components["unet"])  # cheaper than diffusers' walks over every weight
         gens = generators(p.seed, p.batch_size, p.noise)  # then feeding ancestral / SDE samplers their step noise
         size = {"width": p.width, "height": p.height, "generator": gens}
         if mode == "txt2img" or (mode == "img2img" and "strength" not in pipe_arguments(pipe)):

@@ -103,13 +103,20 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.3g} GiB" if n < 2**50 else f"{n / 2**40:.3g} TiB"
 
 
-def weight_bytes(lab) -> int:
-    """Bytes of every weight and buffer the Lab's models hold."""
+def weight_bytes(components: dict) -> int:
+    """Bytes of every weight and buffer the models in `components` hold (a Lab caches it: `Lab.weight_bytes`)."""
     total = 0
-    for module in lab.components.values():
+    for module in components.values():
         if hasattr(module, "parameters") and hasattr(module, "buffers"):
             total += sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
     return total
+
+
+def first_tensor(module) -> tuple:
+    """(dtype, device) of a module's first weight: cheap to read, and it changes when the module is cast or moved
+    (diffusers' `dtype` property walks every weight)."""
+    weight = next(module.parameters(), None) if hasattr(module, "parameters") else None
+    return (None, None) if weight is None else (weight.dtype, weight.device)
 
 
 def estimate(lab, p, mode: str = "txt2img", refiner=None) -> Estimate:
@@ -128,7 +135,7 @@ def estimate(lab, p, mode: str = "txt2img", refiner=None) -> Estimate:
     else:
         seconds += p.batch_size * p.width * p.height * cost.decode[gpu is not None] * (gpu or 1.0)
     half = 0.5 if lab.dtype in ("float16", "bfloat16") else 1.0
-    memory = weight_bytes(lab) + (weight_bytes(refiner) if refiner is not None else 0)
+    memory = lab.weight_bytes + (refiner.weight_bytes if refiner is not None else 0)
     memory += p.batch_size * lpx * cost.bytes_per_lpx * half * (TRAIN_MEMORY if mode == "train" else 1.0)
     what = (f"{mode} {p.width}x{p.height}, batch {p.batch_size}, {p.steps} steps of {p.sampler} on "
             f"{lab.family} ({lab.device}, {lab.dtype})")

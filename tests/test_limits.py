@@ -17,7 +17,7 @@ def test_the_estimate_grows_with_steps_batch_and_size(sd_lab):
     for bigger in (sized(steps=8), sized(batch_size=2), sized(width=128, height=128)):
         grown = estimate(sd_lab, bigger)
         assert grown.seconds > base.seconds and grown.memory >= base.memory
-    assert base.memory > weight_bytes(sd_lab) > 0
+    assert base.memory > sd_lab.weight_bytes == weight_bytes(sd_lab.components) > 0
     assert estimate(sd_lab, sized(sampler="Heun")).seconds > base.seconds  # two UNet passes per step
     assert estimate(sd_lab, sized(strength=0.5), "img2img").seconds < base.seconds  # img2img runs steps x strength
 
@@ -46,3 +46,19 @@ def test_the_toy_estimate_is_within_a_factor_of_ten_of_a_run(sd_lab):
     took = time.perf_counter() - start
     guess = estimate(sd_lab, sized(steps=8, width=128, height=128)).seconds
     assert took / 10 < guess < took * 10, (guess, took)
+
+
+
+def test_the_weight_count_follows_a_change_of_dtype():
+    import torch
+
+    from tests.helpers.labs import make_lab
+
+    lab = make_lab("toy")
+    full = lab.weight_bytes
+    assert full == weight_bytes(lab.components) and lab.weight_bytes == full  # counted once, then the same answer
+    encoder = lab.components["text_encoder"]
+    encoder_bytes = sum(t.numel() * t.element_size() for t in (*encoder.parameters(), *encoder.buffers()))
+    encoder.to(torch.float16)  # halves the text encoder's floating-point weights
+    assert lab.weight_bytes == weight_bytes(lab.components) < full
+    assert full - lab.weight_bytes <= encoder_bytes // 2

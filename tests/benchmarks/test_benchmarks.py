@@ -26,7 +26,7 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
     "core.py": ({"core.json": {
         "when": ANY, "machine": ANY, "torch": ANY, "diffusers": ANY, "import_s": ANY, "import_repeats": 1,
         "generation": [{"family": "toy", "weights": ANY, "steps": 2, "cfg": ANY, "repeats": 1, "labkit_s": ANY,
-                        "diffusers_s": ANY, "ratio": ANY, "same_latents": True}]}}, "## core (benchmarks/core.py)"),
+                        "diffusers_s": ANY, "ratio": ANY, "best_ratio": ANY, "same_latents": True}]}}, "## core (benchmarks/core.py)"),
     "lora.py": ({"lora.json": {
         "torch": ANY, "diffusers": ANY, "repeats": 1,
         "rows": [{"when": ANY, "machine": ANY, "family": "toy", "weights": ANY, "device": "cpu", "dtype": "float32",
