@@ -5,6 +5,7 @@ inverse of its readers. Each `*_to_ldm` function renames one component's state d
 them under the prefixes a layout uses, and `save_single_file` writes the result with safetensors.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadInput
@@ -98,6 +99,18 @@ def apply_plan(state, plan, what):
     return out
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where one diffusers weight lives in a single file: the file's key and how the file holds it: "same",
+    "conv1x1" (a linear weight stored as a 1x1 convolution), "transposed", or "rows" (block `part` of `parts`
+    equal blocks of rows: OpenCLIP's q, k and v in one `in_proj`)."""
+
+    key: str
+    how: str = "same"
+    part: int = 0
+    parts: int = 1
+
+
 def unet_plan(unet):
     """{diffusers module: (LDM module, renames)}, with block indices counted from the model itself."""
     plan = {diffusers: (ldm, {}) for diffusers, ldm in UNET_TOP.items()}
@@ -141,10 +154,15 @@ def unet_plan(unet):
     return plan
 
 
+def unet_places(unet) -> dict:
+    """{diffusers key: Place} of a UNet2DConditionModel (any SD1/SD2/SDXL-style config), under `model.diffusion_model.`."""
+    names = {key: key for key in unet.state_dict()}  # only names: no tensor is touched
+    return {key: Place(UNET_PREFIX + ldm) for ldm, key in apply_plan(names, unet_plan(unet), "UNet").items()}
+
+
 def unet_to_ldm(unet):
     """A UNet2DConditionModel's weights under `model.diffusion_model.*` names (any SD1/SD2/SDXL-style config)."""
-    ldm = apply_plan(unet.state_dict(), unet_plan(unet), "UNet")
-    return {UNET_PREFIX + key: tensor for key, tensor in ldm.items()}
+    return ldm_state(unet, unet_places(unet))
 
 
 def _vae_plan(vae):
@@ -172,63 +190,123 @@ def _vae_plan(vae):
     return plan
 
 
+def vae_places(vae) -> dict:
+    """{diffusers key: Place} of an AutoencoderKL under `first_stage_model.`. The mid-block attention's q/k/v/proj_out
+    are 1x1 convolutions in LDM, (C, C, 1, 1) as the original files hold them (diffusers' reader squeezes them)."""
+    state = vae.state_dict()
+    renamed = apply_plan({key: key for key in state}, _vae_plan(vae), "VAE")
+    return {key: Place(VAE_PREFIX + ldm, "conv1x1" if ".mid.attn_1." in ldm and ldm.endswith(".weight")
+                       and state[key].ndim == 2 else "same") for ldm, key in renamed.items()}
+
+
 def vae_to_ldm(vae):
-    """An AutoencoderKL's weights under `first_stage_model.*` names.
-
-    The mid-block attention's q/k/v/proj_out are 1x1 convolutions in LDM: written as (C, C, 1, 1), as the
-    original files hold them (diffusers' reader squeezes them back to linear (C, C))."""
-    ldm = apply_plan(vae.state_dict(), _vae_plan(vae), "VAE")
-    for key, tensor in ldm.items():
-        if ".mid.attn_1." in key and key.endswith(".weight") and tensor.ndim == 2:
-            ldm[key] = tensor[:, :, None, None]  # (C, C) -> (C, C, 1, 1)
-    return {VAE_PREFIX + key: tensor for key, tensor in ldm.items()}
+    """An AutoencoderKL's weights under `first_stage_model.*` names."""
+    return ldm_state(vae, vae_places(vae))
 
 
-def _text_model_state(text_encoder):
-    """A HF CLIP text model's weights with keys relative to the text transformer (no `text_model.`).
-
-    transformers >= 5.6 flattened CLIPTextModel; CLIPTextModelWithProjection still wraps it in `text_model`."""
-    return {key.removeprefix("text_model."): tensor for key, tensor in text_encoder.state_dict().items()}
-
-
-def clip_to_ldm(text_encoder, prefix):
-    """A HF CLIPTextModel (CLIP-L) under `prefix + "text_model.*"`, as SD1 and SDXL's first encoder store it."""
-    state = _text_model_state(text_encoder)
-    if "text_projection.weight" in state:
+def clip_places(text_encoder, prefix) -> dict:
+    """{diffusers key: Place} of a HF CLIPTextModel (CLIP-L) under `prefix + "text_model."`, as SD1 and SDXL's first
+    encoder store it."""
+    keys = text_encoder.state_dict()
+    if any(key.removeprefix("text_model.") == "text_projection.weight" for key in keys):
         raise BadInput(
             "This text encoder has a text_projection, which the CLIP-L slot of a single file cannot hold; "
             "export it with open_clip_to_ldm (an OpenCLIP slot) instead."
         )
-    return {f"{prefix}text_model.{key}": tensor for key, tensor in state.items()}
+    return {key: Place(f"{prefix}text_model.{key.removeprefix('text_model.')}") for key in keys}
 
 
-def open_clip_to_ldm(text_encoder, prefix):
-    """A HF CLIP text model in OpenCLIP layout under `prefix` (SD2's encoder, SDXL's CLIP-G).
+def clip_to_ldm(text_encoder, prefix):
+    """A HF CLIPTextModel (CLIP-L) under `prefix + "text_model.*"`."""
+    return ldm_state(text_encoder, clip_places(text_encoder, prefix))
 
-    q, k and v are concatenated into `attn.in_proj_*`; `text_projection` is stored as (width, proj_dim),
-    the transpose of HF's linear weight, because OpenCLIP computes `x @ text_projection`."""
-    import torch
 
-    state = _text_model_state(text_encoder)
-    state.pop("embeddings.position_ids", None)  # a buffer, not a weight (older transformers saved it)
-    out = {
-        prefix + "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
-        prefix + "positional_embedding": state.pop("embeddings.position_embedding.weight"),  # (77, width)
-        prefix + "ln_final.weight": state.pop("final_layer_norm.weight"),
-        prefix + "ln_final.bias": state.pop("final_layer_norm.bias"),
-    }
+def open_clip_places(text_encoder, prefix) -> dict:
+    """{diffusers key: Place} of a HF CLIP text model in OpenCLIP layout under `prefix` (SD2's encoder, SDXL's
+    CLIP-G). q, k and v are rows of one `attn.in_proj_*`; `text_projection` is stored as (width, proj_dim), the
+    transpose of HF's linear weight, because OpenCLIP computes `x @ text_projection`. transformers >= 5.6 flattened
+    CLIPTextModel; CLIPTextModelWithProjection still wraps it in `text_model`: both are found."""
+    nested = {key.removeprefix("text_model."): key for key in text_encoder.state_dict()}
+    nested.pop("embeddings.position_ids", None)  # a buffer, not a weight (older transformers saved it)
+    places = {"embeddings.token_embedding.weight": Place(prefix + "token_embedding.weight"),
+              "embeddings.position_embedding.weight": Place(prefix + "positional_embedding"),  # (77, width)
+              "final_layer_norm.weight": Place(prefix + "ln_final.weight"),
+              "final_layer_norm.bias": Place(prefix + "ln_final.bias")}
     for i in range(text_encoder.config.num_hidden_layers):
         src, dst = f"encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
         for kind in ("weight", "bias"):
-            qkv = [state.pop(f"{src}self_attn.{p}_proj.{kind}") for p in "qkv"]
-            out[f"{dst}attn.in_proj_{kind}"] = torch.cat(qkv)  # (3 * width, width) / (3 * width,)
+            for part, p in enumerate("qkv"):
+                places[f"{src}self_attn.{p}_proj.{kind}"] = Place(f"{dst}attn.in_proj_{kind}", "rows", part, 3)
             for hf, open_clip in OPEN_CLIP_LAYER.items():
-                out[f"{dst}{open_clip}.{kind}"] = state.pop(f"{src}{hf}.{kind}")
-    if "text_projection.weight" in state:
-        out[prefix + "text_projection"] = state.pop("text_projection.weight").T  # (proj, width) -> (width, proj)
-    if state:
-        raise BadInput(f"OpenCLIP export: no place for the weights {sorted(state)[:5]}.")
-    return out
+                places[f"{src}{hf}.{kind}"] = Place(f"{dst}{open_clip}.{kind}")
+    if "text_projection.weight" in nested:
+        places["text_projection.weight"] = Place(prefix + "text_projection", "transposed")
+    unplaced = sorted(set(nested) - set(places))
+    if unplaced:
+        raise BadInput(f"OpenCLIP export: no place for the weights {unplaced[:5]}.")
+    return {nested[key]: place for key, place in places.items()}
+
+
+def open_clip_to_ldm(text_encoder, prefix):
+    """A HF CLIP text model in OpenCLIP layout under `prefix` (see `open_clip_places`)."""
+    return ldm_state(text_encoder, open_clip_places(text_encoder, prefix))
+
+
+def to_file(tensor, place: Place):
+    """A diffusers weight as the file holds it (one block of rows for "rows": join them with `assemble`)."""
+    if place.how == "conv1x1":
+        return tensor[:, :, None, None]  # (C, C) -> (C, C, 1, 1)
+    if place.how == "transposed":
+        return tensor.T
+    return tensor
+
+
+def from_file(tensor, place: Place):
+    """The inverse of `to_file`: a file's tensor (for "rows", already the block of rows) as diffusers holds it."""
+    if place.how == "conv1x1":
+        return tensor[:, :, 0, 0]
+    if place.how == "transposed":
+        return tensor.T
+    return tensor
+
+
+def assemble(sources):
+    """One file tensor from its [(diffusers tensor, Place)] (several for "rows", in any order)."""
+    import torch
+
+    if len(sources) == 1 and sources[0][1].how != "rows":
+        return to_file(*sources[0])
+    ordered = sorted(sources, key=lambda source: source[1].part)
+    if [place.part for _, place in ordered] != list(range(ordered[0][1].parts)):
+        raise BadInput(f"{ordered[0][1].key}: the weights that make it up are incomplete.")
+    return torch.cat([tensor for tensor, _ in ordered])
+
+
+def file_shape(sources) -> tuple:
+    """The shape `assemble(sources)` will have, without building it."""
+    tensor, place = sources[0]
+    shape = tuple(tensor.shape)
+    if place.how == "conv1x1":
+        return shape + (1, 1)
+    if place.how == "transposed":
+        return shape[::-1]
+    if place.how == "rows":
+        return (sum(t.shape[0] for t, _ in sources),) + shape[1:]
+    return shape
+
+
+def file_sources(model, places: dict) -> dict:
+    """{file key: [(tensor, Place)]} of one model: the model's own tensors, grouped by the file key they make."""
+    state = model.state_dict()
+    grouped = {}
+    for key, place in places.items():
+        grouped.setdefault(place.key, []).append((state[key], place))
+    return grouped
+
+
+def ldm_state(model, places: dict) -> dict:
+    """{file key: tensor} of one model (views of its weights where the file holds them as they are)."""
+    return {key: assemble(sources) for key, sources in file_sources(model, places).items()}
 
 
 def _check_layout(components, layout):
@@ -247,34 +325,57 @@ def _check_layout(components, layout):
         raise BadInput(f"The UNet is {kind} UNet but the layout is {layout!r}; pick the layout of its family.")
 
 
+def places(components, layout) -> dict:
+    """{component: {diffusers key: Place}} for every weight a single file of `layout` holds: the one map between
+    labkit's components and the original key layout, used to write files and to read original weights back."""
+    _check_layout(components, layout)
+    found = {"unet": unet_places(components["unet"]), "vae": vae_places(components["vae"])}
+    spec = CHECKPOINT_LAYOUTS[layout]
+    for slot in spec.slots:
+        model = components[slot.component]
+        if slot.kind == "clip":
+            found[slot.component] = clip_places(model, slot.prefix)
+        else:
+            found[slot.component] = open_clip_places(model, slot.prefix)
+            if spec.xl_unet and "text_projection" not in {p.key.removeprefix(slot.prefix)
+                                                          for p in found[slot.component].values()}:
+                raise BadInput(f"SDXL's {slot.component} needs a text projection: use a CLIPTextModelWithProjection.")
+    return found
+
+
+def all_sources(components, layout) -> dict:
+    """{file key: [(tensor, Place)]} of a whole single file of `layout`, tensors still the components' own."""
+    out = {}
+    for component, component_places in places(components, layout).items():
+        out.update(file_sources(components[component], component_places))
+    return out
+
+
 def to_single_file(components, layout):
     """All weights of `components` (unet, vae, text_encoder[, text_encoder_2]) in one LDM/SGM state dict.
 
     layout: "sd1", "sd2", "sdxl" or "sdxl-refiner". Other entries (tokenizers, scheduler...) are ignored.
-    Tensors come back on the CPU, contiguous and unshared, ready for `safetensors.torch.save_file`."""
+    Tensors come back on the CPU, contiguous and unshared (a whole copy of the model: `save_single_file` writes
+    without one)."""
     import torch
 
-    _check_layout(components, layout)
-    ldm = {**unet_to_ldm(components["unet"]), **vae_to_ldm(components["vae"])}
-    spec = CHECKPOINT_LAYOUTS[layout]
-    for slot in spec.slots:
-        to_ldm = clip_to_ldm if slot.kind == "clip" else open_clip_to_ldm
-        ldm.update(to_ldm(components[slot.component], slot.prefix))
-        if spec.xl_unet and slot.kind == "open_clip" and slot.prefix + "text_projection" not in ldm:
-            raise BadInput(f"SDXL's {slot.component} needs a text projection: use a CLIPTextModelWithProjection.")
-    return {key: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for key, tensor in ldm.items()}
+    return {key: assemble(sources).detach().to("cpu").clone(memory_format=torch.contiguous_format)
+            for key, sources in all_sources(components, layout).items()}
 
 
 def save_single_file(components, layout, path, metadata=None, overwrite=False):
     """Write `components` as one A1111/ComfyUI .safetensors file at `path`; returns the path.
 
-    Refuses to replace an existing file unless overwrite=True. Writes a temporary file in the same folder and
-    renames it into place, so a failure never leaves a half-written checkpoint."""
-    from .files import save_safetensors
+    Tensor by tensor: the memory it needs beyond the model is the largest tensor. Refuses to replace an existing
+    file unless overwrite=True. Writes a temporary file in the same folder and renames it into place, so a failure
+    never leaves a half-written checkpoint."""
+    from .files import Entry, save_safetensors_streamed
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise BadInput(f"{path} already exists; pass overwrite=True to replace it.")
     if metadata is not None and not all(isinstance(v, str) for v in metadata.values()):
         raise BadInput("safetensors metadata values must all be strings.")
-    return save_safetensors(to_single_file(components, layout), path, metadata)
+    entries = [Entry(key, sources[0][0].dtype, file_shape(sources), lambda sources=sources: assemble(sources))
+               for key, sources in all_sources(components, layout).items()]
+    return save_safetensors_streamed(entries, path, metadata, overwrite=overwrite)

@@ -2,12 +2,17 @@
 say what to do."""
 
 import errno
+import math
 import os
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadInput
+from .header import DTYPES
 
+SAFETENSORS_DTYPES = {name: code for code, (_, name) in DTYPES.items()}  # torch dtype name -> the format's code
 FILE_MODE = 0o644  # what a written file gets (safetensors and mkstemp would leave 0600: unreadable to others)
 # OS error -> what the user can do about it
 WRITE_FIXES = {
@@ -24,6 +29,56 @@ def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
     return write_atomic(path, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tensor of a file written by `save_safetensors_streamed`: its key, torch dtype and shape, and `make()`
+    that builds it when its turn comes."""
+
+    key: str
+    dtype: object
+    shape: tuple
+    make: Callable
+
+
+def save_safetensors_streamed(entries: list, path, metadata: dict | None = None, overwrite: bool = True) -> Path:
+    """Write a safetensors file one tensor at a time: each `Entry.make()` is called, written and dropped in turn,
+    so the memory needed is the largest tensor, not the file (the safetensors library wants them all at once).
+    Atomic like `write_atomic`. The layout is the format's own: an 8-byte little-endian header length, the JSON
+    header padded with spaces to 8 bytes, then the tensors' bytes in the header's order."""
+    import json
+    import struct
+
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    for entry in entries:
+        size = math.prod(entry.shape) * entry.dtype.itemsize
+        header[entry.key] = {"dtype": SAFETENSORS_DTYPES[str(entry.dtype).removeprefix("torch.")],
+                             "shape": list(entry.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+
+    def write(temp):
+        with open(temp, "wb") as out:
+            out.write(struct.pack("<Q", len(text)) + text)
+            for entry in entries:
+                out.write(tensor_bytes(entry.make(), entry))
+
+    return write_atomic(path, write, overwrite=overwrite)
+
+
+def tensor_bytes(tensor, entry: Entry) -> memoryview:
+    """A tensor's bytes on the CPU, in C order, once it is what its entry announced."""
+    import torch
+
+    if tuple(tensor.shape) != tuple(entry.shape) or tensor.dtype != entry.dtype:
+        raise ValueError(f"{entry.key}: made {tuple(tensor.shape)} {tensor.dtype}, announced {entry.shape} "
+                         f"{entry.dtype}")
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    return memoryview(flat.view(torch.uint8).numpy())
 
 
 def save_text(text: str, path) -> Path:

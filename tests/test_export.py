@@ -284,14 +284,37 @@ def test_existing_file_is_kept_unless_overwrite(tmp_path):
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
-    def broken_save(tensors, filename, metadata=None):
-        open(filename, "wb").write(b"half a file")
-        raise OSError("disk full")
+    from labkit import files
 
-    monkeypatch.setattr("safetensors.torch.save_file", broken_save)
+    written = []
+
+    def failing(tensor, entry):  # the disk fills up after two tensors
+        if len(written) == 2:
+            raise OSError("disk full")
+        written.append(entry.key)
+        return real(tensor, entry)
+
+    real = files.tensor_bytes
+    monkeypatch.setattr(files, "tensor_bytes", failing)
     with pytest.raises(OSError, match="disk full"):
         export.save_single_file(components("sd1"), "sd1", tmp_path / "model.safetensors")
-    assert list(tmp_path.iterdir()) == []
+    assert len(written) == 2 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("layout", ["sd1", "sdxl"])
+def test_the_streamed_file_holds_exactly_what_the_whole_state_dict_holds(layout, tmp_path):
+    """Written tensor by tensor, the file is an ordinary safetensors file (read here by the safetensors library)
+    with the same keys, shapes, dtypes and bits as the state dict built whole."""
+    parts = components(layout)
+    parts["text_encoder"].half()  # mixed dtypes in one file
+    path = export.save_single_file(parts, layout, tmp_path / "model.safetensors", metadata={"a": "b"})
+    whole, written = export.to_single_file(parts, layout), load_file(path)
+    assert written.keys() == whole.keys()
+    assert all(written[k].dtype == whole[k].dtype and torch.equal(written[k], whole[k]) for k in whole)
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        assert f.metadata() == {"a": "b"}
 
 
 def test_tensors_are_unshared_copies():
