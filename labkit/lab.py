@@ -26,7 +26,7 @@ class Lab:
     memory against `limits`, a `labkit.Limits`; `lab.limits = None` turns that check off)."""
 
     def __init__(self, components: dict, family: str, *, variant=None, device="cpu", dtype="float32",
-                 name: str = "", source=None, file_hash=None):
+                 name: str = "", source=None, file_hash=None, weight_files=None):
         if family not in families.FAMILIES:
             raise BadInput(f"Unknown family {family!r}; labkit runs {', '.join(families.FAMILIES)}.")
         self.components = components
@@ -38,6 +38,7 @@ class Lab:
         self.name = name
         self.source = source
         self._file_hash = file_hash
+        self.weight_files = weight_files  # labkit.originals.WeightFiles the weights came from, or None
         self.scheduler_config = dict(components["scheduler"].config)
         self.text_encoder_dtype = dtype
         self.config_flags = self.family_record.pipeline_flags()

@@ -81,6 +81,7 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
 
     torch_dtype = _torch_dtype(dtype)
     name, state_dict, info = _resolve(source, allow_pickle)
+    weight_files = None
     if state_dict is None:
         components, family, variant = _load_folder(Path(source).expanduser(), torch_dtype, allow_pickle)
         if vae is not None:
@@ -95,6 +96,10 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
             check_vae(vae, family)  # before the model's weights are converted
         components = components_from_ldm(state_dict, family, prediction or info["prediction"], torch_dtype)
         file_hash = info.get("hash")
+        if info.get("parts"):
+            from .originals import WeightFiles
+
+            weight_files = WeightFiles(info["parts"], families.family(family).checkpoint)
     if vae is not None:
         components["vae"] = load_vae(vae, family, torch_dtype)
     for module in ("unet", "vae", "text_encoder", "text_encoder_2"):
@@ -103,7 +108,7 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
                 components[module].to(device)
             components[module].eval()
     return Lab(components, family, variant=variant, device=device, dtype=dtype, name=name, source=source,
-               file_hash=file_hash)
+               file_hash=file_hash, weight_files=weight_files)
 
 
 def _torch_dtype(dtype):
@@ -120,7 +125,9 @@ def _resolve(source, allow_pickle: bool):
         from .toy import registry
 
         state_dict = registry.state_dict(source)
-        return source, state_dict, _detected(state_dict, registry.entry(source).get("hash"))
+        entry = registry.entry(source)
+        parts = [(registry.WEIGHTS / file, prefix) for file, prefix in entry["parts"]]
+        return source, state_dict, dict(_detected(state_dict, entry.get("hash")), parts=parts)
     path = Path(source).expanduser()
     if not path.exists():
         raise UnsupportedFile(f"{path}: no such file or folder. Give a .safetensors checkpoint, a diffusers folder, "
@@ -135,7 +142,8 @@ def _resolve(source, allow_pickle: bool):
     else:
         file_info = detect.inspect(path)
         info = {"kind": file_info.kind, "family": file_info.family, "variant": file_info.variant,
-                "prediction": file_info.prediction, "hash": lambda: file_info.short_hash}  # hashed when first needed
+                "prediction": file_info.prediction, "hash": lambda: file_info.short_hash,  # hashed when first needed
+                "parts": [(path, "")]}  # where LoRA folding reads original weights back
         state_dict = None
     _check_checkpoint(path, info)
     if state_dict is None:

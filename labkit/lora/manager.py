@@ -2,8 +2,10 @@
 
 Generation runs on folded weights (W + weight * dW for every active LoRA, as A1111 does): a folded step costs
 what a plain step costs, where diffusers' unfused PEFT adapters make each UNet step 2-4x slower. The manager
-keeps a copy of every weight it touches and rebuilds a touched weight from that copy whenever the LoRAs on it
-change, so turning LoRAs off gives back the original weights bit for bit.
+rebuilds a touched weight from its original whenever the LoRAs on it change, so turning LoRAs off gives back the
+original weights bit for bit. The original is read back from the model's file (`labkit.originals`: no copy in
+memory) once it is checked to hold the same bits; otherwise (a diffusers folder, a pickle, weights changed since
+opening) a copy is kept on `backup_device` (the CPU by default, as A1111 does, so a GPU keeps its memory).
 
 Toggles and weights only record what is wanted; `apply()` (the Lab calls it before each generation) makes the
 weights match, touching only the layers whose LoRAs changed, and returns at once when nothing did.
@@ -20,6 +22,7 @@ from ..errors import BadInput, LoraMismatch, UnsupportedFile
 from ..families import FAMILIES
 from . import formats
 from .files import LoraFiles, read_tensors
+from .folding import FoldedWeights
 
 MIN_COVERAGE = 0.9  # below this fraction of matched modules, strict loading refuses
 # file kind (labkit.inspect) -> what to do with such a file instead of loading it as a LoRA
@@ -130,15 +133,14 @@ class LoraManager:
     """The LoRAs of one Lab. `lab.loras.load(path, weight=0.8)`; `set_weight`, `enable`, `disable`, `remove`;
     `active`; `<lora:name:w>` tags through `for_call`. See the module docstring for how folding works."""
 
-    def __init__(self, lab, search_paths=None, backup_device=None):
+    def __init__(self, lab, search_paths=None, backup_device="cpu"):
         self.lab = lab
         self.files = LoraFiles(search_paths)
-        self.backup_device = backup_device  # None: keep weight backups beside the weights (fastest toggles)
         self._loras = {}  # name -> _Lora, in loading order
         self._prompt_loras = {}  # name -> _Lora read for a <lora:...> tag (not listed in `active`)
         self._call = {}  # name -> (_Lora, te_weight, unet_weight) for the current generation's tags
         self._tables = None  # {component: {flat name: Target}}, built on first load
-        self._backups = {}  # Target -> original weight
+        self._weights = FoldedWeights(lab, backup_device)  # the changed weights' originals
         self._folded = {}  # Target -> ((Patch, weight), ...) now in the weight
         self._state = ()  # the desired state that was last applied
         self._applied = []  # [(_Lora, te_weight, unet_weight)] folded now
@@ -302,8 +304,14 @@ class LoraManager:
 
     @property
     def backups(self) -> int:
-        """How many original weights are held to restore them bit for bit (one per weight a LoRA changed)."""
-        return len(self._backups)
+        """How many copies of original weights are held to restore them bit for bit (weights the model's file
+        gives back need none: `from_file` counts those)."""
+        return len(self._weights.backups)
+
+    @property
+    def from_file(self) -> int:
+        """How many changed weights will be given back from the model's file instead of a copy."""
+        return len(self._weights.from_file)
 
     @property
     def loaded(self) -> dict:
@@ -360,23 +368,7 @@ class LoraManager:
         self._folded, self._state, self._applied = state
 
     def _fold(self, target, contributions) -> None:
-        """Set one weight to original + sum(weight * dW), or back to the original copy when nothing is left."""
-        import torch
-
-        param = target.weight
-        with torch.no_grad():
-            if target not in self._backups:
-                self._backups[target] = param.detach().to(self.backup_device or param.device, copy=True)
-            original = self._backups[target]
-            if not contributions:
-                param.copy_(original)
-                del self._backups[target]
-                return
-            w0 = original.to(param.device, torch.float32)
-            w = w0.clone()
-            for patch, weight in contributions:
-                w += weight * patch.delta(w0)  # (out, in[, kh, kw])
-            param.copy_(w)  # cast to the weight's dtype once, after summing in float32
+        self._weights.fold(target, contributions)
 
     def fuse(self) -> list:
         """Fold the active LoRAs into the weights now (generation does it anyway); returns `applied()`.
@@ -434,7 +426,7 @@ class LoraManager:
         from .view import block_effect
 
         lora = self._get(name)
-        return block_effect(lora.patches, lora.te_weight, lora.unet_weight, self._backups)
+        return block_effect(lora.patches, lora.te_weight, lora.unet_weight, self._weights.original)
 
     def plot_effect(self, names=None):
         """A heat map (matplotlib Figure) of `effect` for the named (default: all loaded) LoRAs."""

@@ -5,16 +5,16 @@ import math
 BLOCK_ORDER = ("TE", "TE1", "TE2", "BASE", "IN", "M", "OUT")  # the order blocks are listed in
 
 
-def block_effect(patches, te_weight: float, unet_weight: float, originals: dict) -> dict:
-    """{block: ||dW|| / ||W||} of a LoRA's patches at the given weights; `originals` holds the weights as they
-    were before any LoRA (a folded weight's own value includes them)."""
+def block_effect(patches, te_weight: float, unet_weight: float, original) -> dict:
+    """{block: ||dW|| / ||W||} of a LoRA's patches at the given weights; `original(target)` gives a weight as it
+    was before any LoRA (a folded weight's own value includes them)."""
     import torch
 
     sums = {}  # block -> [sum of dW^2, sum of W^2]
     with torch.no_grad():
         for patch in patches:
             target = patch.target
-            w0 = originals.get(target, target.weight).to(target.weight.device, torch.float32)
+            w0 = original(target).to(target.weight.device, torch.float32)
             weight = unet_weight if target.component == "unet" else te_weight
             dw = weight * patch.delta(w0)
             block = sums.setdefault(target.block, [0.0, 0.0])
