@@ -255,9 +255,9 @@ class Lab:
         if mask is not None:
             images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
         timings["decode"] = perf_counter() - t
-        timings["total"] = perf_counter() - start
         result = self._result(pipe, p, images, label or mode, timings, notes, stages, loras, refiner)
         result.latents = latents.detach().float().cpu()  # (B, C, h, w), scaled as the UNet sees them
+        timings["total"] = perf_counter() - start  # everything the call spent (the file's hash is not needed yet)
         return result
 
     def _resolve(self, p: Params, image):
@@ -304,7 +304,8 @@ class Lab:
         from .recipes.records import ModelRecord
         from .result import Result
 
-        model = ModelRecord(name=self.name, family=self.family, hash=self.model_hash, dtype=self.dtype,
+        hash_now = self._file_hash if not callable(self._file_hash) else (lambda: self.model_hash)
+        model = ModelRecord(name=self.name, family=self.family, hash=hash_now, dtype=self.dtype,
                             device=str(self.device), loras=tuple(loras),
                             scheduler={"class": type(pipe.scheduler).__name__, "config": dict(pipe.scheduler.config)},
                             refiner=None if refiner is None else refiner.name or refiner.family)

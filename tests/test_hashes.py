@@ -133,3 +133,21 @@ def test_cache_sees_new_size_even_with_the_same_mtime(tmp_path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # restore the old mtime: only the size differs
     assert hashes.autov2(path) != before
     assert hashes.autov2(path) == hashlib.sha256(b"A" * 6000).hexdigest()[:10]
+
+
+def test_a_generation_does_not_hash_the_model_file_but_saving_its_picture_does(tmp_path, monkeypatch):
+    """The file's hash (seconds for a full SDXL file) is computed when a recipe needs it, outside the timed call;
+    the timings' total covers everything the call spent."""
+    import labkit
+    from labkit import hashes
+
+    path = labkit.open("toy").save_single_file(tmp_path / "mine.safetensors")
+    lab = labkit.open(path)
+    hashed = []
+    real = hashes.sha256
+    monkeypatch.setattr(hashes, "sha256", lambda p: hashed.append(p) or real(p))
+    r = lab.txt2img("a red circle", steps=2, seed=1)
+    assert hashed == [] and r.timings["total"] >= sum(v for k, v in r.timings.items() if k != "total")
+    saved = r.save(tmp_path / "out.png")
+    assert len(hashed) == 1
+    assert labkit.read_recipe(saved).model["hash"] == real(path)[:10]

@@ -19,6 +19,29 @@ class LoraRecord:
                 "stage": self.stage}
 
 
+class OnFirstRead:
+    """A dataclass field that may be given as a zero-argument function: called the first time the field is read,
+    and its value kept. A model's file hash (seconds for a 7 GB SDXL file) is then computed when a recipe needs it
+    (saving a picture, reproducing one), not while a generation is timed."""
+
+    def __set_name__(self, owner, name):
+        self.slot = "_" + name
+
+    def __get__(self, record, owner=None):
+        if record is None:
+            return None  # the field's default
+        value = record.__dict__.get(self.slot)
+        if callable(value):
+            value = value()
+            record.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, record, value):
+        if self.slot in record.__dict__:
+            raise AttributeError("a record's fields are set once")
+        record.__dict__[self.slot] = value
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """What made a Result, beyond its Params: the model (name, family, A1111 hash), where it ran (dtype, device),
@@ -26,7 +49,7 @@ class ModelRecord:
 
     name: str
     family: str
-    hash: str | None = None
+    hash: str | None = OnFirstRead()  # or a function giving it, called when first read
     dtype: str = "float32"
     device: str = "cpu"
     loras: tuple[LoraRecord, ...] = ()
