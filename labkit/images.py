@@ -217,9 +217,15 @@ def extend_canvas(image, left=0, right=0, top=0, bottom=0):
     return canvas, mask
 
 
-def decode_latents(vae, latents):
+VAE_OVERFLOW_NOTE = ("the float16 VAE overflowed (NaN/inf, as SDXL's original VAE does in half precision): decoded "
+                     "again in float32, as A1111's 'revert to 32-bit VAE' does; an fp16-fixed SDXL VAE "
+                     "(labkit.open(model, vae=...)) avoids the second decode")
+
+
+def decode_latents(vae, latents, notes: list | None = None):
     """The VAE decoder's pixels (B, 3, H, W) float32 in about [-1, 1] of UNet-space `latents` (divided by the
-    scaling factor first). A float16 VAE that overflows (SDXL's does) is rerun in float32 and left as it was."""
+    scaling factor first). A float16 VAE that overflows (SDXL's does) is rerun in float32 and left as it was;
+    VAE_OVERFLOW_NOTE is added to `notes` then."""
     import torch
 
     scaled = latents / vae.config.scaling_factor
@@ -227,10 +233,17 @@ def decode_latents(vae, latents):
     with torch.no_grad():
         x = vae.decode(scaled.to(weight.device, weight.dtype)).sample
         if weight.dtype == torch.float16 and not torch.isfinite(x).all():
+            if notes is not None:
+                notes.append(VAE_OVERFLOW_NOTE)
+            from .quiet import quiet_libraries
+
             try:
-                x = vae.to(torch.float32).decode(scaled.to(weight.device, torch.float32)).sample
+                with quiet_libraries():  # diffusers warns about casting with to(); the cast is what is wanted here
+                    vae.to(torch.float32)
+                x = vae.decode(scaled.to(weight.device, torch.float32)).sample
             finally:
-                vae.to(torch.float16)
+                with quiet_libraries():
+                    vae.to(torch.float16)
     return x.float()
 
 

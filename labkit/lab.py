@@ -251,7 +251,7 @@ class Lab:
         p = p.replace(prompt=with_lora_tags(p.prompt, base_loras, tags))
 
         t = perf_counter()
-        images = self.decode(latents, pipe=pipe)
+        images = self.decode(latents, pipe=pipe, notes=notes)
         if mask is not None:
             images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
         timings["decode"] = perf_counter() - t
@@ -386,12 +386,13 @@ class Lab:
             latents = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
         return latents * vae.config.scaling_factor
 
-    def decode(self, latents, *, pipe=None) -> list:
+    def decode(self, latents, *, pipe=None, notes=None) -> list:
         """PIL pictures of UNet-space latents (B, C, h, w), decoded by the VAE (a float16 VAE that overflows, as
-        SDXL's does, is retried in float32) and made 8-bit as A1111 and ComfyUI make them (truncated)."""
+        SDXL's does, is retried in float32 and says so in `notes`) and made 8-bit as A1111 and ComfyUI make them
+        (truncated)."""
         from .images import decode_latents, to_pictures
 
-        return to_pictures(decode_latents(self.components["vae"], latents))
+        return to_pictures(decode_latents(self.components["vae"], latents, notes))
 
     # ---- refiner ---------------------------------------------------------------------------------------
     def _refine(self, latents, p: Params):

@@ -1,5 +1,7 @@
 """Lab: every mode on tiny real components (toy-size configs, random weights), the refiner handoff, errors."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -341,3 +343,26 @@ def test_text_encoder_in_half_precision_as_comfyui_keeps_it():
     assert half.latents.dtype == torch.float32 and 0 < (half.latents - full.latents).abs().max() < 0.05
     with pytest.raises(BadInput, match="float32"):
         lab.set_text_encoder_dtype("fp16")
+
+
+def test_a_float16_vae_that_overflows_is_decoded_again_in_float32_with_a_note():
+    """SDXL's VAE overflows in half precision (NaN pictures): the decode is redone in float32, as A1111's "revert to
+    32-bit VAE" does, the Result says so, and the VAE is half precision again afterwards."""
+    import labkit
+    from labkit.images import VAE_OVERFLOW_NOTE, decode_latents, to_pictures
+
+    lab = labkit.open("toy-xl", dtype="float16")
+    vae = lab.components["vae"]
+
+    def overflow_in_half(module, args, output):  # what SDXL's VAE does in float16, injected
+        return output * float("inf") if output.dtype == torch.float16 else output
+
+    hook = vae.decoder.conv_out.register_forward_hook(overflow_in_half)
+    try:
+        r = lab.txt2img("a red circle", seed=3, steps=2)
+    finally:
+        hook.remove()
+    assert VAE_OVERFLOW_NOTE in r.notes and next(vae.parameters()).dtype == torch.float16
+    vae32 = copy.deepcopy(vae).float()
+    assert px(r.image).tolist() == px(to_pictures(decode_latents(vae32, r.latents.half()))[0]).tolist()
+    assert VAE_OVERFLOW_NOTE not in lab.txt2img("a red circle", seed=3, steps=2).notes  # no overflow, no note
