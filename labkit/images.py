@@ -222,16 +222,17 @@ VAE_OVERFLOW_NOTE = ("the float16 VAE overflowed (NaN/inf, as SDXL's original VA
                      "(labkit.open(model, vae=...)) avoids the second decode")
 
 
-def decode_latents(vae, latents, notes: list | None = None):
+def decode_latents(vae, latents, notes: list | None = None, plan: str = "whole"):
     """The VAE decoder's pixels (B, 3, H, W) float32 in about [-1, 1] of UNet-space `latents` (divided by the
-    scaling factor first). A float16 VAE that overflows (SDXL's does) is rerun in float32 and left as it was;
-    VAE_OVERFLOW_NOTE is added to `notes` then."""
+    scaling factor first). `plan` (`limits.decode_plan`): "whole", "sliced" (one picture at a time) or "tiled"
+    (diffusers' tiled decode in tiles of `limits.TILE_PX`, seams blended) to fit in memory. A float16 VAE that
+    overflows (SDXL's does) is rerun in float32 and left as it was; VAE_OVERFLOW_NOTE is added to `notes` then."""
     import torch
 
     scaled = latents / vae.config.scaling_factor
     weight = next(vae.parameters())  # its dtype and device (diffusers' vae.dtype walks every weight)
     with torch.no_grad():
-        x = vae.decode(scaled.to(weight.device, weight.dtype)).sample
+        x = decode_planned(vae, scaled.to(weight.device, weight.dtype), plan)
         if weight.dtype == torch.float16 and not torch.isfinite(x).all():
             if notes is not None:
                 notes.append(VAE_OVERFLOW_NOTE)
@@ -240,11 +241,30 @@ def decode_latents(vae, latents, notes: list | None = None):
             try:
                 with quiet_libraries():  # diffusers warns about casting with to(); the cast is what is wanted here
                     vae.to(torch.float32)
-                x = vae.decode(scaled.to(weight.device, torch.float32)).sample
+                x = decode_planned(vae, scaled.to(weight.device, torch.float32), plan)
             finally:
                 with quiet_libraries():
                     vae.to(torch.float16)
     return x.float()
+
+
+def decode_planned(vae, scaled, plan: str):
+    """`vae.decode` of VAE-space latents, whole, one picture at a time, or in tiles (see `decode_latents`)."""
+    import torch
+
+    if plan == "sliced":
+        return torch.cat([vae.decode(one[None]).sample for one in scaled])
+    if plan != "tiled":
+        return vae.decode(scaled).sample
+    from .limits import TILE_PX
+
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    saved = vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size
+    vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = True, TILE_PX, TILE_PX // scale
+    try:
+        return torch.cat([vae.decode(one[None]).sample for one in scaled])
+    finally:
+        vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = saved
 
 
 def to_pictures(x) -> list:

@@ -9,7 +9,8 @@ from time import perf_counter
 
 from . import checks, families
 from .errors import BadInput
-from .limits import Limits
+from .limits import Limits, decode_note, decode_plan, device_weights
+from .memory import offloaded
 from .lora.runs import load_refiner_loras, lora_record, with_lora_tags
 from .params import Params
 from .steps import step_callbacks
@@ -26,7 +27,7 @@ class Lab:
     memory against `limits`, a `labkit.Limits`; `lab.limits = None` turns that check off)."""
 
     def __init__(self, components: dict, family: str, *, variant=None, device="cpu", dtype="float32",
-                 name: str = "", source=None, file_hash=None, weight_files=None):
+                 name: str = "", source=None, file_hash=None, weight_files=None, offload=None):
         if family not in families.FAMILIES:
             raise BadInput(f"Unknown family {family!r}; labkit runs {', '.join(families.FAMILIES)}.")
         self.components = components
@@ -39,6 +40,7 @@ class Lab:
         self.source = source
         self._file_hash = file_hash
         self.weight_files = weight_files  # labkit.originals.WeightFiles the weights came from, or None
+        self.offload = offload  # None, "model" or "sequential": diffusers' CPU offload during each run
         self.scheduler_config = dict(components["scheduler"].config)
         self.text_encoder_dtype = dtype
         self.config_flags = self.family_record.pipeline_flags()
@@ -115,6 +117,13 @@ class Lab:
         if self._weights[0] != key:
             self._weights = (key, weight_bytes(self.components))
         return self._weights[1]
+
+    def memory(self):
+        """A `labkit.memory.MemoryReport`: each model's device, dtype and bytes, the copies LoRAs keep, the
+        process's resident memory and the GPU's allocations (print it for a table)."""
+        from .memory import report
+
+        return report(self)
 
     def params(self, params: Params | None = None, prompt: str | None = None, **overrides) -> Params:
         """`params` (or defaults) with `prompt` and overrides applied and checked: every setting's type and range
@@ -235,7 +244,7 @@ class Lab:
 
         _, tags, unsupported = extract_networks(p.prompt)
         notes += [f"{tag} ignored: labkit applies only <lora:...> tags" for tag in unsupported]
-        with self.loras.for_call(tags) as base_loras:
+        with self.loras.for_call(tags) as base_loras, offloaded(self, pipe):
             latents = self._denoise(mode, pipe, p, image, mask, crop, refiner, on_step, timings)
         loras = [lora_record(a, "base") for a in base_loras]
         if refiner is not None:
@@ -251,7 +260,11 @@ class Lab:
         p = p.replace(prompt=with_lora_tags(p.prompt, base_loras, tags))
 
         t = perf_counter()
-        images = self.decode(latents, pipe=pipe, notes=notes)
+        weights = device_weights(self) + (device_weights(refiner) if refiner is not None else 0)
+        plan, _ = decode_plan(self, p.width, p.height, p.batch_size, weights)
+        notes += [n for n in [decode_note(self, plan, p.width, p.height, p.batch_size)] if n]
+        with offloaded(self, pipe):
+            images = self.decode(latents, pipe=pipe, notes=notes, plan=plan)
         if mask is not None:
             images = [im.overlay(pipe, mask, image, out, p, crop) for out in images]
         timings["decode"] = perf_counter() - t
@@ -356,6 +369,7 @@ class Lab:
         h, w = p.height // self.vae_scale, p.width // self.vae_scale
         latent_shape = (self.components["vae"].config.latent_channels, h, w)
         dtype, device = first_tensor(self.components["unet"])  # cheaper than diffusers' walks over every weight
+        device = self.device if self.offload else device  # offloaded weights wait on the CPU (or "meta")
         gens = generators(p.seed, p.batch_size, p.noise)  # then feeding ancestral / SDE samplers their step noise
         size = {"width": p.width, "height": p.height, "generator": gens}
         if mode == "txt2img" or (mode == "img2img" and "strength" not in pipe_arguments(pipe)):
@@ -386,22 +400,28 @@ class Lab:
             latents = vae.encode(x.to(pipe._execution_device, vae.dtype)).latent_dist.mode()
         return latents * vae.config.scaling_factor
 
-    def decode(self, latents, *, pipe=None, notes=None) -> list:
-        """PIL pictures of UNet-space latents (B, C, h, w), decoded by the VAE (a float16 VAE that overflows, as
-        SDXL's does, is retried in float32 and says so in `notes`) and made 8-bit as A1111 and ComfyUI make them
-        (truncated)."""
+    def decode(self, latents, *, pipe=None, notes=None, plan: str | None = None) -> list:
+        """PIL pictures of UNet-space latents (B, C, h, w), decoded by the VAE (whole, or sliced or tiled as
+        `limits.decode_plan` finds it fits when `plan` is None; a float16 VAE that overflows, as SDXL's does, is
+        retried in float32 and says so in `notes`) and made 8-bit as A1111 and ComfyUI make them (truncated)."""
         from .images import decode_latents, to_pictures
+        from .limits import decode_plan
 
-        return to_pictures(decode_latents(self.components["vae"], latents, notes))
+        if plan is None:
+            b, _, h, w = latents.shape
+            plan, _ = decode_plan(self, w * self.vae_scale, h * self.vae_scale, b)
+        return to_pictures(decode_latents(self.components["vae"], latents, notes, plan))
 
     # ---- refiner ---------------------------------------------------------------------------------------
     def _refine(self, latents, p: Params):
         """Finish the base's partly denoised latents from `switch_at` of the schedule to the end."""
         pipe = self.pipeline("img2img")
         pipe.scheduler = self.scheduler(p)
-        schedule = self.encode_prompt(p)
-        return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps, guidance_scale=p.cfg,
-                    num_images_per_prompt=1, output_type="latent", **schedule[-1], **self._eta(pipe, p)).images
+        with offloaded(self, pipe):
+            schedule = self.encode_prompt(p)
+            return pipe(image=latents, denoising_start=p.switch_at, num_inference_steps=p.steps,
+                        guidance_scale=p.cfg, num_images_per_prompt=1, output_type="latent", **schedule[-1],
+                        **self._eta(pipe, p)).images
 
     def reproduce(self, source, *, image=None, mask=None, refiner=None, **overrides):
         """Regenerate from the recipe in `source` (PNG path, PIL image, bytes or infotext); the Result's `.report`

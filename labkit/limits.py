@@ -8,8 +8,13 @@ The estimate is small on purpose: one row of COSTS per family, in latent pixels 
 for every family here), batch and steps.
 
     seconds = UNet evaluations x (overhead + batch x lpx x unit x (1 + lpx / attention)) + batch x pixels x decode
-    memory  = the Lab's weights (counted) + batch x lpx x bytes per lpx (UNet activations or the VAE decode,
-              whichever is larger; half at 16 bits)
+    memory  = the Lab's weights (counted) + the larger of the UNet's activations (batch x lpx x bytes per lpx)
+              and the VAE decode (batch x picture pixels x decode bytes per pixel); half at 16 bits
+
+The decode is planned to fit (`decode_plan`): whole, else one picture at a time ("sliced"), else in tiles of
+TILE_PX pixels ("tiled", as diffusers' tiled VAE does, seams blended), else refused with the estimate. The decode
+bytes per pixel were measured here (benchmarks/fullsize.py: SD/SDXL's VAE decoder peaks at about 4.3 kB per picture
+pixel in float32 on the CPU, so a whole 2048 x 2048 decode needs about 17 GiB).
 
 `unit` is the seconds per latent pixel of one image's sampler step with CFG (two UNet passes); `attention` the
 latent size at which self-attention, which grows with the square of the size, costs as much as the rest. The toy
@@ -45,19 +50,23 @@ class Cost:
     unit: tuple  # (cpu, gpu) seconds per latent pixel per image per step
     attention: float  # latent pixels
     decode: tuple  # (cpu, gpu) seconds per picture pixel
-    bytes_per_lpx: float  # float32 activation bytes per latent pixel per image
+    bytes_per_lpx: float  # float32 UNet activation bytes per latent pixel per image
+    decode_bytes: float = 4.4e3  # float32 VAE decode bytes per picture pixel per image (measured: 4.3e3)
 
 
+TILE_PX = 512  # the side of a tile when a decode must be tiled to fit
 SD = Cost(overhead=(0.02, 0.01), unit=(7.3e-4, 1.1e-5), attention=12288, decode=(1.5e-5, 3e-7), bytes_per_lpx=600e3)
 XL = Cost(overhead=(0.03, 0.015), unit=(2.0e-3, 9.8e-6), attention=65536, decode=(1.5e-5, 3e-7), bytes_per_lpx=600e3)
 REFINER = Cost(overhead=(0.03, 0.015), unit=(1.6e-3, 7.8e-6), attention=65536, decode=(1.5e-5, 3e-7),
                bytes_per_lpx=600e3)
 COSTS = {
     "sd1": SD, "sd2": SD, "sdxl": XL, "sdxl-refiner": REFINER,
-    "toy": Cost(overhead=(0.015, 0.008), unit=(1.0e-4, 1e-7), attention=2800, decode=(3e-6, 2e-8), bytes_per_lpx=32e3),
-    "toy-xl": Cost(overhead=(0.02, 0.01), unit=(3e-5, 1e-7), attention=4096, decode=(3e-6, 2e-8), bytes_per_lpx=32e3),
+    "toy": Cost(overhead=(0.015, 0.008), unit=(1.0e-4, 1e-7), attention=2800, decode=(3e-6, 2e-8), bytes_per_lpx=12e3,
+                decode_bytes=700),
+    "toy-xl": Cost(overhead=(0.02, 0.01), unit=(3e-5, 1e-7), attention=4096, decode=(3e-6, 2e-8), bytes_per_lpx=6e3,
+                   decode_bytes=1100),
     "toy-xl-refiner": Cost(overhead=(0.015, 0.008), unit=(3e-5, 1e-7), attention=4096, decode=(3e-6, 2e-8),
-                           bytes_per_lpx=32e3),
+                           bytes_per_lpx=6e3, decode_bytes=1100),
 }
 
 
@@ -80,14 +89,20 @@ class Limits:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A run's estimated `seconds` and `memory` (bytes), and what it was estimated for."""
+    """A run's estimated `seconds` and peak `memory` (bytes), and what it was estimated for; the memory's parts:
+    `weights`, the UNet's `activations`, the VAE `decode` as `decode_plan` ("whole", "sliced", "tiled") runs it."""
 
     seconds: float
     memory: float
     what: str
+    weights: float = 0.0
+    activations: float = 0.0
+    decode: float = 0.0
+    decode_plan: str = "whole"
 
     def __str__(self) -> str:
-        return f"{duration(self.seconds)} and {gib(self.memory)} of memory for {self.what}"
+        decode = "" if self.decode_plan == "whole" else f", the VAE decode {self.decode_plan} to fit"
+        return f"{duration(self.seconds)} and {gib(self.memory)} of memory for {self.what}{decode}"
 
 
 def duration(seconds: float) -> str:
@@ -135,11 +150,60 @@ def estimate(lab, p, mode: str = "txt2img", refiner=None) -> Estimate:
     else:
         seconds += p.batch_size * p.width * p.height * cost.decode[gpu is not None] * (gpu or 1.0)
     half = 0.5 if lab.dtype in ("float16", "bfloat16") else 1.0
-    memory = lab.weight_bytes + (refiner.weight_bytes if refiner is not None else 0)
-    memory += p.batch_size * lpx * cost.bytes_per_lpx * half * (TRAIN_MEMORY if mode == "train" else 1.0)
+    weights = device_weights(lab) + (device_weights(refiner) if refiner is not None else 0)
+    activations = p.batch_size * lpx * cost.bytes_per_lpx * half * (TRAIN_MEMORY if mode == "train" else 1.0)
+    plan, decode = ("whole", 0.0) if mode == "train" else decode_plan(lab, p.width, p.height, p.batch_size, weights)
     what = (f"{mode} {p.width}x{p.height}, batch {p.batch_size}, {p.steps} steps of {p.sampler} on "
             f"{lab.family} ({lab.device}, {lab.dtype})")
-    return Estimate(seconds, memory, what)
+    return Estimate(seconds, weights + max(activations, decode), what, weights, activations, decode, plan)
+
+
+def device_weights(lab) -> float:
+    """Bytes of weights on the Lab's device while it runs: all of them, or with `offload` the largest model
+    ("model": one model at a time) or the largest weight twice over ("sequential": one layer at a time)."""
+    offload = getattr(lab, "offload", None)
+    if offload is None:
+        return lab.weight_bytes
+    sizes = [weight_bytes({name: module}) for name, module in lab.components.items()]
+    if offload == "model":
+        return max(sizes)
+    return 2 * max(t.numel() * t.element_size() for module in lab.components.values() if hasattr(module, "parameters")
+                   for t in module.parameters())
+
+
+def decode_memory(lab, width: int, height: int, pictures: int, plan: str = "whole") -> float:
+    """Bytes a VAE decode of `pictures` pictures of width x height needs beyond the weights, run as `plan`."""
+    cost = COSTS.get(lab.family, SD)
+    half = 0.5 if lab.dtype in ("float16", "bfloat16") else 1.0
+    if plan == "tiled":  # one tile's decode, and the decoded tiles and picture (3 float32 channels) kept
+        return min(width, TILE_PX) * min(height, TILE_PX) * cost.decode_bytes * half + width * height * 3 * 4 * 3
+    return (1 if plan == "sliced" else pictures) * width * height * cost.decode_bytes * half
+
+
+def decode_note(lab, plan: str, width: int, height: int, pictures: int) -> str | None:
+    """What a Result says when its decode was sliced or tiled to fit (None for a whole decode)."""
+    if plan == "whole":
+        return None
+    whole = gib(decode_memory(lab, width, height, pictures))
+    how = ("one picture at a time" if plan == "sliced" else
+           f"in tiles of {TILE_PX} px (as diffusers' tiled VAE does: seams are blended, so pixels differ slightly "
+           f"from a whole decode)")
+    return (f"the VAE decoded {how} to fit in memory: a whole decode of {pictures} x {width}x{height} needs about "
+            f"{whole} beside {gib(device_weights(lab))} of weights")
+
+
+def decode_plan(lab, width: int, height: int, pictures: int, weights: float | None = None) -> tuple:
+    """(plan, bytes): the first of whole, sliced (one picture at a time), tiled whose decode fits beside the
+    weights in the memory `lab.limits` allows (the device's when it sets none); "tiled" when nothing fits."""
+    limits = getattr(lab, "limits", None)
+    limit = limits.max_memory_gb * 2**30 if limits is not None and limits.max_memory_gb is not None else None
+    limit = limit if limit is not None else _device_memory(lab.device)
+    weights = device_weights(lab) if weights is None else weights
+    for plan in ("whole", "sliced"):
+        need = decode_memory(lab, width, height, pictures, plan)
+        if weights + need <= limit:
+            return plan, need
+    return "tiled", decode_memory(lab, width, height, pictures, "tiled")
 
 
 def _denoise_seconds(cost: Cost, gpu, dtype, lpx, batch, steps, sampler) -> float:
@@ -167,9 +231,22 @@ def check(lab, p, mode: str = "txt2img", refiner=None) -> Estimate | None:
         raise_to.append(f"max_memory_gb={_suggest(found.memory / 2**30)}")
     if over:
         raise TooLarge(f"This run is estimated at {found} (over the {' and the '.join(over)}). Make it smaller "
-                       f"(fewer steps, a smaller size or batch), or raise this Lab's limit: "
-                       f"lab.limits = labkit.Limits({', '.join(raise_to)}); lab.limits = None turns the check off.")
+                       f"(fewer steps, a smaller size or batch){memory_options(lab) if found.memory > max_memory else ''}"
+                       f", or raise this Lab's limit: lab.limits = labkit.Limits({', '.join(raise_to)}); "
+                       f"lab.limits = None turns the check off.")
     return found
+
+
+def memory_options(lab) -> str:
+    """What else makes a run need less memory on this Lab, as a clause of a sentence ("" when nothing does)."""
+    options = []
+    if lab.dtype == "float32":
+        half = "float16" if str(lab.device).startswith("cuda") else "bfloat16"
+        options.append(f"open the model with dtype={half!r} (half the weights' memory)")
+    if str(lab.device).split(":")[0] in GPU_FACTOR and getattr(lab, "offload", None) != "sequential":
+        options.append("open it with offload='model' (weights wait on the CPU; each model moves to the GPU while it "
+                       "runs) or offload='sequential' (one layer at a time: the least GPU memory, slowest)")
+    return "".join(f"; or {option}" for option in options)
 
 
 def _suggest(value: float) -> str:

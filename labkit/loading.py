@@ -25,7 +25,8 @@ def models() -> list[str]:
 
 
 def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pickle: bool = False,
-         prediction: str | None = None, text_encoder_dtype: str | None = None):
+         prediction: str | None = None, text_encoder_dtype: str | None = None, offload: str | None = None,
+         limits="default"):
     """Open a model as a `Lab`: an embedded model name ("toy"), a single-file checkpoint, or a diffusers folder.
 
     `prediction="v_prediction"` or `"epsilon"` overrides what the file's header tells (SD 2.x 768-v files often do
@@ -34,14 +35,28 @@ def open(source, device: str = "cpu", dtype: str = "float32", vae=None, allow_pi
     folder). Pickled checkpoints need `allow_pickle=True` (then read with `torch.load(weights_only=True)`).
     `device` is checked against what torch has here (`labkit.devices.available()`); `dtype` may be a name or a
     torch dtype. `text_encoder_dtype="float16"` runs the text encoders in half precision, as ComfyUI does by
-    default (`Lab.set_text_encoder_dtype`). Everything is checked before the model loads.
+    default (`Lab.set_text_encoder_dtype`). `offload="model"` (each model moves to the GPU while it runs) or
+    `"sequential"` (one layer at a time) keeps the weights on the CPU between uses (diffusers' CPU offload; a GPU
+    device only). `limits`: the Lab's `labkit.Limits` (default `Limits()`); a single file's memory need is checked
+    against them before it loads (TooLarge with the estimate and what would fit); None turns every check off.
+    Everything is checked before the model loads.
     """
+    from . import memory
+    from .limits import Limits
     from .quiet import quiet_libraries
 
     device, dtype = check_open(source, device, dtype, vae, allow_pickle, prediction)
     te_dtype = None if text_encoder_dtype is None else dtype_name(text_encoder_dtype)
+    offload = memory.check_offload(offload, device)
+    limits = Limits() if isinstance(limits, str) and limits == "default" else limits
+    if limits is not None and not isinstance(limits, Limits):
+        raise BadInput(f"limits= takes a labkit.Limits(...) or None, not {checks.kind(limits)}.")
+    path = Path(source).expanduser() if isinstance(source, (str, Path)) else None
+    if path is not None and path.suffix.lower() == ".safetensors" and path.is_file():
+        memory.check_open(path, device, dtype, offload, limits)
     with quiet_libraries():
-        lab = _open(source, device, dtype, vae, allow_pickle, prediction)
+        lab = _open(source, device, dtype, vae, allow_pickle, prediction, offload)
+    lab.limits = limits
     if te_dtype is not None and te_dtype != dtype:
         lab.set_text_encoder_dtype(te_dtype)
     return lab
@@ -76,7 +91,7 @@ def dtype_name(dtype) -> str:
     raise BadInput(f"dtype={dtype!r}: use one of {TORCH_DTYPES} (float16 for CUDA, float32 on the CPU).{hint}")
 
 
-def _open(source, device, dtype, vae, allow_pickle, prediction):
+def _open(source, device, dtype, vae, allow_pickle, prediction, offload=None):
     from .lab import Lab
 
     torch_dtype = _torch_dtype(dtype)
@@ -102,13 +117,14 @@ def _open(source, device, dtype, vae, allow_pickle, prediction):
             weight_files = WeightFiles(info["parts"], families.family(family).checkpoint)
     if vae is not None:
         components["vae"] = load_vae(vae, family, torch_dtype)
+    home = "cpu" if offload else device  # offloaded weights wait on the CPU between runs
     for module in ("unet", "vae", "text_encoder", "text_encoder_2"):
         if components.get(module) is not None:
-            if components[module].device.type != str(device).split(":")[0]:
-                components[module].to(device)
+            if components[module].device.type != str(home).split(":")[0]:
+                components[module].to(home)
             components[module].eval()
     return Lab(components, family, variant=variant, device=device, dtype=dtype, name=name, source=source,
-               file_hash=file_hash, weight_files=weight_files)
+               file_hash=file_hash, weight_files=weight_files, offload=offload)
 
 
 def _torch_dtype(dtype):

@@ -309,6 +309,11 @@ class LoraManager:
         return len(self._weights.backups)
 
     @property
+    def copies_bytes(self) -> int:
+        """Bytes the copies of original weights take (see `backups`)."""
+        return sum(t.numel() * t.element_size() for t in self._weights.backups.values())
+
+    @property
     def from_file(self) -> int:
         """How many changed weights will be given back from the model's file instead of a copy."""
         return len(self._weights.from_file)

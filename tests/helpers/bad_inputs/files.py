@@ -3,7 +3,7 @@
 import torch
 
 import labkit
-from labkit import BadInput, UnsafeFile, UnsupportedFile
+from labkit import BadInput, TooLarge, UnsafeFile, UnsupportedFile
 
 from . import refuses, works
 
@@ -47,6 +47,15 @@ CASES = [
             "use one of"),
     refuses(OPEN, "labkit.open('toy', prediction='v')", lambda env: labkit.open("toy", prediction="v"),
             "use one of 'epsilon', 'v_prediction'"),
+    refuses(OPEN, "labkit.open('toy', offload='model') on a CPU", lambda env: labkit.open("toy", offload="model"),
+            "nothing to offload. Leave offload=None"),
+    refuses(OPEN, "labkit.open('toy', offload='gpu')", lambda env: labkit.open("toy", offload="gpu"),
+            "use 'model' .* or 'sequential'"),
+    refuses(OPEN, "labkit.open('toy', limits=24)", lambda env: labkit.open("toy", limits=24),
+            r"takes a labkit.Limits\(...\) or None"),
+    refuses(OPEN, "labkit.open(file) needing more memory than the limit",
+            lambda env: labkit.open(env.path("toy.safetensors"), limits=labkit.Limits(max_memory_gb=1e-4)),
+            "cannot be opened as asked: loading needs about .*Options: dtype='bfloat16'", TooLarge),
     refuses(OPEN, "labkit.open('toy', allow_pickle='yes')", lambda env: labkit.open("toy", allow_pickle="yes"),
             "give True or False"),
     refuses(OPEN, "labkit.open('toy', vae=123)", lambda env: labkit.open("toy", vae=123), "give a file path"),
