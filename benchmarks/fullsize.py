@@ -175,13 +175,18 @@ def part_export(path, dtype, device, work) -> dict:
 def part_steps(path, dtype, device, size, steps) -> dict:
     lab, _ = open_model(path, dtype, device)
     alone = settle()
-    stamps = []
+    stamps, peaks = [], []
+
+    def on_step(*args, **kwargs):
+        stamps.append(time.perf_counter())
+        peaks.append(status("VmHWM"))  # the peak so far: the UNet's, before the VAE decodes
+
     r = lab.txt2img("a photo of a cat", steps=steps, sampler="Euler", seed=1, width=size, height=size,
-                    on_step=lambda *a, **k: stamps.append(time.perf_counter()))
+                    on_step=on_step)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])] or [r.timings["denoise"] / steps]
     return {"s_per_step": round(statistics.median(gaps), 2), "decode_s": round(r.timings["decode"], 1),
-            "total_s": round(r.timings["total"], 1), "run_peak_gb": gib(status("VmHWM")), "alone_gb": gib(alone),
-            "notes": r.notes}
+            "total_s": round(r.timings["total"], 1), "denoise_peak_gb": gib(peaks[-1]),
+            "run_peak_gb": gib(status("VmHWM")), "alone_gb": gib(alone), "notes": r.notes}
 
 
 def child(spec: dict) -> dict:
@@ -242,8 +247,8 @@ def write(results: dict, out: Path) -> None:
              f"a rank-{results['rank']} kohya LoRA on every transformer and text-encoder Linear", "",
              "| model | dtype | open s | load peak GiB | model GiB | + LoRA peak GiB (ratio, target ≤ 1.1) | copies / "
              "from file | toggle off / on s | restored | export peak GiB (over model; largest tensor) | "
-             "s/step per size | decode s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "s/step per size | decode s | peak GiB denoising / decoding |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in results["rows"]:
         for dtype in results["dtypes"]:
             r = row.get(dtype, {})
@@ -251,12 +256,14 @@ def write(results: dict, out: Path) -> None:
             steps = " / ".join(f"{size}: {s.get('s_per_step', s.get('skipped', s.get('error')))}"
                                for size, s in r.get("steps", {}).items())
             decode = " / ".join(f"{size}: {s.get('decode_s', '-')}" for size, s in r.get("steps", {}).items())
+            peaks = " / ".join(f"{size}: {s.get('denoise_peak_gb', '-')} / {s.get('run_peak_gb', '-')}"
+                               for size, s in r.get("steps", {}).items())
             lines.append(
                 f"| {row['family']} | {dtype} | {o.get('open_s', o.get('error'))} | {o.get('load_peak_gb')} | "
                 f"{lo.get('alone_gb', lo.get('error'))} | {lo.get('lora_peak_gb')} (**{lo.get('peak_ratio')}**) | "
                 f"{lo.get('copies')} / {lo.get('from_file')} | **{lo.get('toggle_off_s')} / {lo.get('toggle_on_s')}** |"
                 f" {lo.get('restored_exactly')} | {ex.get('export_peak_gb', ex.get('error'))} "
-                f"({ex.get('export_over_model_gb')}; {ex.get('largest_tensor_gb')}) | {steps} | {decode} |")
+                f"({ex.get('export_over_model_gb')}; {ex.get('largest_tensor_gb')}) | {steps} | {decode} | {peaks} |")
     lines += ["", "Offload (`offload='model'|'sequential'`) needs a GPU; on a CPU labkit explains that there is nothing "
               "to offload. Steps are medians of the gaps between step callbacks (Euler, CFG 7)."]
     update_section(out / "results.md", "fullsize", "\n".join(lines))
@@ -283,11 +290,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    rows = [measure(family, args.work, w, args.device) for family in w["families"]]
     results = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "torch": torch.__version__, "rank": w["rank"], "dtypes": w["dtypes"], "sizes": w["sizes"],
-               "steps": w["steps"], "rows": rows}
-    write(results, args.out)
+               "steps": w["steps"], "rows": []}
+    for family in w["families"]:  # written after each family: a long run stopped half-way keeps what it measured
+        results["rows"].append(measure(family, args.work, w, args.device))
+        write(results, args.out)
 
 
 if __name__ == "__main__":
