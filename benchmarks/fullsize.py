@@ -33,6 +33,7 @@ FULL = {"families": ["sd1", "sdxl"], "sizes": [512, 1024], "dtypes": ["float32",
         "max_run_s": 900.0}
 TINY = {"families": ["toy", "toy-xl"], "sizes": [64], "dtypes": ["float32"], "steps": 2, "rank": 4,
         "max_run_s": 900.0}
+PARTS = ("open", "lora", "export", "steps")
 TEXT_PREFIXES = {"text_encoder": ("lora_te_", "lora_te1_"), "text_encoder_2": ("lora_te2_", "lora_te2_")}
 
 
@@ -194,7 +195,8 @@ def child(spec: dict) -> dict:
 
     torch.set_num_threads(os.cpu_count() or 1)
     part, args = spec.pop("part"), spec
-    return {"build": build, "open": part_open, "lora": part_lora, "export": part_export, "steps": part_steps}[part](**args)
+    parts = {"build": build, "open": part_open, "lora": part_lora, "export": part_export, "steps": part_steps}
+    return parts[part](**args)
 
 
 # ---- the parent: one child per part -----------------------------------------------------------------------------
@@ -218,16 +220,20 @@ def estimated_seconds(family, dtype, size, steps) -> float:
     return estimate(lab, Params(width=size, height=size, steps=steps, sampler="Euler")).seconds
 
 
-def measure(family: str, work: Path, w: dict, device: str) -> dict:
-    row = {"family": family, "device": device, "build": run({"part": "build", "family": family, "work": str(work),
-                                                              "rank": w["rank"]})}
+def measure(family: str, work: Path, w: dict, device: str, parts, row: dict) -> dict:
+    """`row` (the family's earlier results, or {}) with `parts` of every dtype measured again."""
+    row = {**row, "family": family, "device": device,
+           "build": run({"part": "build", "family": family, "work": str(work), "rank": w["rank"]})}
     path, lora = str(work / f"{family}.safetensors"), str(work / f"{family}-lora{w['rank']}.safetensors")
+    specs = {"open": {}, "lora": {"lora": lora}, "export": {"work": str(work)}}
     for dtype in w["dtypes"]:
-        row[dtype] = {"open": run({"part": "open", "path": path, "dtype": dtype, "device": device}),
-                      "lora": run({"part": "lora", "path": path, "lora": lora, "dtype": dtype, "device": device}),
-                      "export": run({"part": "export", "path": path, "dtype": dtype, "device": device,
-                                     "work": str(work)}),
-                      "steps": {}}
+        row[dtype] = {**row.get(dtype, {})}
+        for part in (p for p in PARTS[:-1] if p in parts):
+            row[dtype][part] = run({"part": part, "path": path, "dtype": dtype, "device": device, **specs[part]})
+        if "steps" not in parts:
+            print(json.dumps({family: {dtype: row[dtype]}}), flush=True)
+            continue
+        row[dtype]["steps"] = {}
         for size in w["sizes"]:
             guess = estimated_seconds(family, dtype, size, w["steps"])
             row[dtype]["steps"][str(size)] = (
@@ -264,8 +270,9 @@ def write(results: dict, out: Path) -> None:
                 f"{lo.get('copies')} / {lo.get('from_file')} | **{lo.get('toggle_off_s')} / {lo.get('toggle_on_s')}** |"
                 f" {lo.get('restored_exactly')} | {ex.get('export_peak_gb', ex.get('error'))} "
                 f"({ex.get('export_over_model_gb')}; {ex.get('largest_tensor_gb')}) | {steps} | {decode} | {peaks} |")
-    lines += ["", "Offload (`offload='model'|'sequential'`) needs a GPU; on a CPU labkit explains that there is nothing "
-              "to offload. Steps are medians of the gaps between step callbacks (Euler, CFG 7)."]
+    lines += ["", "Offload (`offload='model'|'sequential'`) needs a GPU; on a CPU labkit explains that there is "
+              "nothing to offload. Steps are medians of the gaps between step callbacks (Euler, CFG 7). Memory "
+              "includes the Python process itself (about 0.5 GiB with torch and diffusers loaded)."]
     update_section(out / "results.md", "fullsize", "\n".join(lines))
 
 
@@ -281,6 +288,8 @@ def main() -> None:
     parser.add_argument("--max-run-s", type=float, dest="max_run_s")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, default=Path("/tmp/labkit-fullsize"))
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="measure only these again, keeping the other results in fullsize.json")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -290,11 +299,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
 
+    earlier = args.out / "fullsize.json"
+    keep = set(args.parts) != set(PARTS) and earlier.exists()
+    old = {row["family"]: row for row in json.loads(earlier.read_text())["rows"]} if keep else {}
     results = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "torch": torch.__version__, "rank": w["rank"], "dtypes": w["dtypes"], "sizes": w["sizes"],
-               "steps": w["steps"], "rows": []}
+               "steps": w["steps"], "rows": [row for family, row in old.items() if family not in w["families"]]}
     for family in w["families"]:  # written after each family: a long run stopped half-way keeps what it measured
-        results["rows"].append(measure(family, args.work, w, args.device))
+        results["rows"].append(measure(family, args.work, w, args.device, args.parts, old.get(family, {})))
         write(results, args.out)
 
 

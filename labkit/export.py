@@ -155,7 +155,8 @@ def unet_plan(unet):
 
 
 def unet_places(unet) -> dict:
-    """{diffusers key: Place} of a UNet2DConditionModel (any SD1/SD2/SDXL-style config), under `model.diffusion_model.`."""
+    """{diffusers key: Place} of a UNet2DConditionModel (any SD1/SD2/SDXL-style config), under
+    `model.diffusion_model.`."""
     names = {key: key for key in unet.state_dict()}  # only names: no tensor is touched
     return {key: Place(UNET_PREFIX + ldm) for ldm, key in apply_plan(names, unet_plan(unet), "UNet").items()}
 

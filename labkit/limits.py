@@ -230,10 +230,10 @@ def check(lab, p, mode: str = "txt2img", refiner=None) -> Estimate | None:
         over.append(f"memory limit {gib(max_memory)}{source}")
         raise_to.append(f"max_memory_gb={_suggest(found.memory / 2**30)}")
     if over:
+        options = memory_options(lab) if found.memory > max_memory else ""
         raise TooLarge(f"This run is estimated at {found} (over the {' and the '.join(over)}). Make it smaller "
-                       f"(fewer steps, a smaller size or batch){memory_options(lab) if found.memory > max_memory else ''}"
-                       f", or raise this Lab's limit: lab.limits = labkit.Limits({', '.join(raise_to)}); "
-                       f"lab.limits = None turns the check off.")
+                       f"(fewer steps, a smaller size or batch){options}, or raise this Lab's limit: "
+                       f"lab.limits = labkit.Limits({', '.join(raise_to)}); lab.limits = None turns the check off.")
     return found
 
 

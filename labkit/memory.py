@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadInput, TooLarge
+from .families import UNET_PREFIX
 from .limits import gib
 
 OFFLOADS = ("model", "sequential")
@@ -122,7 +123,7 @@ def check_open(path, device: str, dtype: str, offload: str | None, limits) -> No
                         f"and its weights in {dtype}, {gib(weights)}, at once); this machine has {gib(ram)}")
     if gpu:
         header, _ = read_header(path)
-        unet = sum(math.prod(entry["shape"]) for key, entry in header.items() if key.startswith("model.diffusion_model."))
+        unet = sum(math.prod(entry["shape"]) for key, entry in header.items() if key.startswith(UNET_PREFIX))
         on_gpu = {None: weights, "model": unet * DTYPE_BYTES[dtype], "sequential": 0}[offload]
         memory = devices.memory(device)
         if on_gpu > memory:

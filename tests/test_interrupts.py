@@ -60,16 +60,16 @@ def interrupted(lab, call, monkeypatch=None, breaking=()):
 def test_interrupt_while_folding_a_lora(lab, monkeypatch):
     from labkit.lora import deltas
 
-    calls, delta = [], deltas.Patch.delta
+    calls, add_to = [], deltas.Patch.add_to
 
-    def flaky(patch, w0):
+    def flaky(patch, w, w0, weight):
         calls.append(1)
-        if len(calls) == 3:  # half-way through the weights
+        if len(calls) == 3:  # half-way through the weights (a float32 weight already holds its original then)
             raise KeyboardInterrupt
-        return delta(patch, w0)
+        return add_to(patch, w, w0, weight)
 
     interrupted(lab, lambda: lab.txt2img("a red circle <lora:style:0.3>", **FAST), monkeypatch,
-                [(deltas.Patch, "delta", flaky)])
+                [(deltas.Patch, "add_to", flaky)])
     assert len(calls) > 3  # interrupted at the third weight, then every touched weight refolded as it was
 
 

@@ -86,8 +86,8 @@ def as_matrix(shape) -> tuple:
 
 @dataclass(eq=False)
 class Patch:
-    """One module of one LoRA, ready to fold: its target layer, kind, tensors (float32, on the weight's device),
-    alpha / rank scale, and the DoRA magnitude if any."""
+    """One module of one LoRA, ready to fold: its target layer, kind, tensors (on the weight's device, in the file's
+    precision: float32 only while folding), alpha / rank scale, and the DoRA magnitude if any."""
 
     target: object  # targets.Target
     kind: str
@@ -96,9 +96,25 @@ class Patch:
     magnitude: object = None  # tensor, DoRA only
     per_output: bool = True
 
+    @property
+    def needs_original(self) -> bool:
+        """Whether the change depends on the original weight's values (DoRA's norm does), not only its shape."""
+        return self.magnitude is not None
+
+    def add_to(self, w, w0, weight: float) -> None:
+        """w += weight * delta(w0) in place, `w` float32 and contiguous. A plain LoRA is one fused multiply-add into
+        `w` (no full-size temporaries: folding a whole SDXL LoRA is memory traffic, not arithmetic)."""
+        if self.kind == "lora" and "mid" not in self.tensors and self.magnitude is None:
+            up, down = (self.tensors[part].flatten(1).to(w.device, w.dtype) for part in ("up", "down"))
+            w.view(w.shape[0], -1).addmm_(up, down, alpha=weight * self.scale)
+        else:  # only DoRA reads w0's values; the others its shape and device, which `w` shares
+            w += weight * self.delta(w0 if w0 is not None else w)
+
     def delta(self, w0):
         """The change this module makes to the original weight `w0` (float32) at LoRA weight 1."""
-        tensors = {part: t.to(w0.device) for part, t in self.tensors.items()}  # no-op unless the Lab moved
+        import torch
+
+        tensors = {part: t.to(w0.device, torch.float32) for part, t in self.tensors.items()}
         dw = (PRODUCTS[self.kind](tensors) * self.scale).reshape(w0.shape)
         if self.magnitude is not None:
             dw = dora(w0, dw, self.magnitude.to(w0.device), self.per_output)

@@ -27,11 +27,16 @@ class FoldedWeights:
                 self.backups.pop(target, None)
                 self.from_file.discard(target)
                 return
-            w0 = original.to(param.device, torch.float32)
-            w = w0.clone()
+            w0 = original.to(param.device, torch.float32) if any(p.needs_original for p, _ in contributions) else None
+            if param.dtype == torch.float32 and param.is_contiguous():
+                param.copy_(original)  # summed in place: no float32 copy of the weight beside it
+                w = param
+            else:
+                w = original.to(param.device, torch.float32, copy=True)
             for patch, weight in contributions:
-                w += weight * patch.delta(w0)  # (out, in[, kh, kw])
-            param.copy_(w)  # cast to the weight's dtype once, after summing in float32
+                patch.add_to(w, w0, weight)  # (out, in[, kh, kw])
+            if w is not param:
+                param.copy_(w)  # cast to the weight's dtype once, after summing in float32
 
     def original(self, target):
         """A weight as it is without LoRAs: its original when a LoRA changed it, else the weight itself."""

@@ -238,10 +238,12 @@ class LoraManager:
             return f"its DoRA magnitude does not fit the layer's weight {weight}"
         config = peft.get(component, {})
         alpha = float(tensors[parts["alpha"]]) if "alpha" in parts else formats.peft_alpha(config, module)
-        to = {"device": target.weight.device, "dtype": torch.float32}
-        return Patch(target, kind, {p: tensors[parts[p]].to(**to) for p in shapes},
-                     formats.scale(kind, shapes, alpha, bool(config.get("use_rslora"))),
-                     None if magnitude is None else magnitude.to(**to), per_output)
+        device = target.weight.device  # kept in the file's precision (half of float32 for most files); summed in
+        kept = (torch.float16, torch.bfloat16, torch.float32)  # float32 when folded (labkit.lora.deltas)
+        held = {p: tensors[parts[p]] for p in shapes}
+        held = {p: t.to(device, t.dtype if t.dtype in kept else torch.float32) for p, t in held.items()}
+        return Patch(target, kind, held, formats.scale(kind, shapes, alpha, bool(config.get("use_rslora"))),
+                     None if magnitude is None else magnitude.to(device, torch.float32), per_output)
 
     # ---- search paths (labkit.lora.files) ---------------------------------------------------------------
     @property
