@@ -4,7 +4,8 @@ tensor (and without torch), with errors that say what is wrong and what to do.
     read_header(path)                  -> ({key: {"dtype", "shape", "data_offsets"}}, metadata)
     read_header_at(path)               -> the same and the byte offset where tensor data starts
     read_scalars(path, header, start, keys)   one-element tensors (a LoRA's alphas) read by their bytes
-    read_tensors(path)                 every tensor, copied out of a memory map (torch; for small files)
+    read_tensors(path)                 every tensor, read by its byte offsets (torch)
+    read_tensor(fd, entry, start)      one tensor, or a block of its rows
 """
 
 import json
@@ -174,23 +175,35 @@ def read_scalars(path, header, data_start, keys):
 
 
 def read_tensors(path) -> dict:
-    """{key: torch tensor} of a .safetensors file, each copied out of a memory map of the file.
+    """{key: torch tensor} of a .safetensors file, each read by its byte offsets (`read_tensor`).
 
-    What `safetensors.torch.load_file` gives, without its leak: safetensors 0.8's `load_file` and `safe_open` keep
-    two Python ints per tensor alive for good, which adds up when small files are opened again and again (the
-    embedded models; benchmarks/memory.py)."""
-    import mmap
+    What `safetensors.torch.load_file` gives, without its leak (safetensors 0.8's `load_file` and `safe_open` keep
+    two Python ints per tensor alive for good, which adds up when small files are opened again and again: the
+    embedded models, benchmarks/memory.py) and without a memory map, whose pages would count as resident beside
+    the copies while the file is read."""
+    header, _, start = read_header_at(path)
+    with open(path, "rb") as f:
+        return {key: read_tensor(f.fileno(), entry, start) for key, entry in header.items()}
 
+
+def read_tensor(fd: int, entry: dict, start: int, part: int = 0, parts: int = 1):
+    """One tensor of an open safetensors file (`fd`; `entry` from its header, `start` where its data begins), or
+    block `part` of its `parts` equal blocks of rows, read into memory of its own."""
     import torch
 
-    header, _, start = read_header_at(path)
-    tensors = {}
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as mapped:
-        for key, entry in header.items():
-            dtype = getattr(torch, DTYPES[entry["dtype"]][1])
-            count = math.prod(entry["shape"])
-            begin = start + entry["data_offsets"][0]
-            tensors[key] = (torch.frombuffer(mapped, dtype=dtype, count=count, offset=begin).reshape(entry["shape"])
-                            .clone() if count else torch.empty(entry["shape"], dtype=dtype))
-    return tensors
-
+    dtype = getattr(torch, DTYPES[entry["dtype"]][1])
+    shape = list(entry["shape"])
+    first, last = entry["data_offsets"]
+    size = (last - first) // parts
+    if parts > 1:
+        shape[0] //= parts
+    out = torch.empty(shape, dtype=dtype)
+    if size == 0:
+        return out
+    view, done = memoryview(out.view(-1).view(torch.uint8).numpy()), 0  # read straight into the tensor
+    while done < size:
+        got = os.preadv(fd, [view[done:]], start + first + part * size + done)
+        if got == 0:
+            raise UnsupportedFile("the file ends inside the tensor's data (truncated?); download it again.")
+        done += got
+    return out

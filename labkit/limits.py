@@ -12,9 +12,11 @@ for every family here), batch and steps.
               and the VAE decode (batch x picture pixels x decode bytes per pixel); half at 16 bits
 
 The decode is planned to fit (`decode_plan`): whole, else one picture at a time ("sliced"), else in tiles of
-TILE_PX pixels ("tiled", as diffusers' tiled VAE does, seams blended), else refused with the estimate. The decode
-bytes per pixel were measured here (benchmarks/fullsize.py: SD/SDXL's VAE decoder peaks at about 4.3 kB per picture
-pixel in float32 on the CPU, so a whole 2048 x 2048 decode needs about 17 GiB).
+TILE_PX pixels ("tiled", as diffusers' tiled VAE does, seams blended), else refused with the estimate. The memory
+figures of the full-size rows were measured here by benchmarks/fullsize.py (random SD 1.5 and SDXL, CPU): the
+VAE decoder peaks at 3.9-4.4 kB per picture pixel in float32 (half in bfloat16), so a whole 2048 x 2048 decode
+needs about 17 GiB; the UNet's activations (batch 1 with CFG) at 83-130 kB per latent pixel in float32 (63-153 kB
+float32-equivalent in bfloat16), counted here as 150 kB.
 
 `unit` is the seconds per latent pixel of one image's sampler step with CFG (two UNet passes); `attention` the
 latent size at which self-attention, which grows with the square of the size, costs as much as the rest. The toy
@@ -23,8 +25,9 @@ come from published figures: SD 1.5 at 512 px about 4 s per step on an 8-core de
 17 steps/s on a recent NVIDIA GPU in float16 (RTX 3090/4080 class; an A100/H100 is faster), SDXL at 1024 px about
 40 s per step on that CPU and 5 steps/s on that GPU; the VAE decode of a 512 px picture about 4 s on the CPU and
 0.08 s on the GPU; peak GPU memory about 3 GB for SD 1.5 at 512 px and 10-11 GB for SDXL at 1024 px in float16
-(weights included). Expect the estimate within a factor of about 3 on other machines: enough to stop a run that
-would take days or exhaust memory, which is what the limits are for.
+(weights included). On this project's 2-core machine benchmarks/fullsize.py measured 2.5-2.6x (SD 1.5) and 2.2-2.9x
+(SDXL) the CPU rows' seconds per step at 512 and 1024 px. Expect the estimate within a factor of about 3 on other
+machines: enough to stop a run that would take days or exhaust memory, which is what the limits are for.
 """
 
 import math
@@ -55,10 +58,10 @@ class Cost:
 
 
 TILE_PX = 512  # the side of a tile when a decode must be tiled to fit
-SD = Cost(overhead=(0.02, 0.01), unit=(7.3e-4, 1.1e-5), attention=12288, decode=(1.5e-5, 3e-7), bytes_per_lpx=600e3)
-XL = Cost(overhead=(0.03, 0.015), unit=(2.0e-3, 9.8e-6), attention=65536, decode=(1.5e-5, 3e-7), bytes_per_lpx=600e3)
+SD = Cost(overhead=(0.02, 0.01), unit=(7.3e-4, 1.1e-5), attention=12288, decode=(1.5e-5, 3e-7), bytes_per_lpx=150e3)
+XL = Cost(overhead=(0.03, 0.015), unit=(2.0e-3, 9.8e-6), attention=65536, decode=(1.5e-5, 3e-7), bytes_per_lpx=150e3)
 REFINER = Cost(overhead=(0.03, 0.015), unit=(1.6e-3, 7.8e-6), attention=65536, decode=(1.5e-5, 3e-7),
-               bytes_per_lpx=600e3)
+               bytes_per_lpx=150e3)
 COSTS = {
     "sd1": SD, "sd2": SD, "sdxl": XL, "sdxl-refiner": REFINER,
     "toy": Cost(overhead=(0.015, 0.008), unit=(1.0e-4, 1e-7), attention=2800, decode=(3e-6, 2e-8), bytes_per_lpx=12e3,

@@ -12,8 +12,8 @@ expected, keeps a copy as before.
 import os
 from pathlib import Path
 
-from .errors import BadInput
-from .header import DTYPES, read_header_at
+from .errors import BadInput, UnsupportedFile
+from .header import read_header_at, read_tensor
 
 
 class WeightFiles:
@@ -34,9 +34,11 @@ class WeightFiles:
         found = None if place is None else self._find_entry(place.key)
         if found is None or stamp(found[0]) != self._stamps.get(found[0]):
             return None
+        path, entry, start = found
         try:
-            tensor = read_rows(*found, place.part, place.parts)
-        except OSError:
+            with open(path, "rb") as f:
+                tensor = read_tensor(f.fileno(), entry, start, place.part, place.parts)
+        except (OSError, UnsupportedFile):
             return None
         from .export import from_file
 
@@ -75,29 +77,3 @@ def stamp(path: Path):
     except OSError:
         return None
     return found.st_ino, found.st_size, found.st_mtime_ns
-
-
-def read_rows(path: Path, entry: dict, start: int, part: int = 0, parts: int = 1):
-    """One tensor of a safetensors file, or block `part` of its `parts` equal blocks of rows, read by its bytes."""
-    import torch
-
-    size, dtype = DTYPES[entry["dtype"]]
-    shape = list(entry["shape"])
-    first, last = entry["data_offsets"]
-    block = (last - first) // parts
-    if parts > 1:
-        shape[0] //= parts
-    if block == 0:
-        return torch.empty(shape, dtype=getattr(torch, dtype))
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = bytearray(block)
-        view, done = memoryview(data), 0
-        while done < block:
-            got = os.preadv(fd, [view[done:]], start + first + part * block + done)
-            if got == 0:
-                raise OSError(f"{path} ends early")
-            done += got
-    finally:
-        os.close(fd)
-    return torch.frombuffer(data, dtype=getattr(torch, dtype)).reshape(shape)
