@@ -17,7 +17,8 @@ from .families import UNET_PREFIX
 from .limits import gib
 
 OFFLOADS = ("model", "sequential")
-LOAD_OVERHEAD = 1.1  # what a load needs beyond weights + file: conversion's temporaries, measured 1.05-1.1
+LOAD_OVERHEAD = 1.1  # a load's peak over weights + file, with room for the rest of the process (benchmarks/
+# fullsize.py measured 1.0-1.05 of them, the ~0.5 GiB Python process included: SDXL float32 20.2 GiB)
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
