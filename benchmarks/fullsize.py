@@ -33,7 +33,8 @@ FULL = {"families": ["sd1", "sdxl"], "sizes": [512, 1024], "dtypes": ["float32",
         "max_run_s": 900.0}
 TINY = {"families": ["toy", "toy-xl"], "sizes": [64], "dtypes": ["float32"], "steps": 2, "rank": 4,
         "max_run_s": 900.0}
-PARTS = ("open", "lora", "export", "steps")
+PARTS = ("open", "lora", "export", "decode", "steps")
+DECODE_SIZE = {"sd1": 2048, "sdxl": 2048}  # a big picture's decode, planned to fit (tiny: the embedded sizes)
 TEXT_PREFIXES = {"text_encoder": ("lora_te_", "lora_te1_"), "text_encoder_2": ("lora_te2_", "lora_te2_")}
 
 
@@ -190,12 +191,29 @@ def part_steps(path, dtype, device, size, steps) -> dict:
             "run_peak_gb": gib(status("VmHWM")), "alone_gb": gib(alone), "notes": r.notes}
 
 
+def part_decode(path, dtype, device, size) -> dict:
+    """A size x size VAE decode beside the whole model, planned by labkit to fit this machine."""
+    import torch
+
+    from labkit.limits import decode_plan
+
+    lab, _ = open_model(path, dtype, device)
+    alone = settle()
+    plan, need = decode_plan(lab, size, size, 1)
+    latents = torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    picture = lab.decode(latents)[0]
+    return {"size": size, "plan": plan, "planned_gb": gib(need), "decode_s": round(time.perf_counter() - start, 1),
+            "decode_peak_gb": gib(status("VmHWM")), "alone_gb": gib(alone), "picture": list(picture.size)}
+
+
 def child(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
     part, args = spec.pop("part"), spec
-    parts = {"build": build, "open": part_open, "lora": part_lora, "export": part_export, "steps": part_steps}
+    parts = {"build": build, "open": part_open, "lora": part_lora, "export": part_export, "steps": part_steps,
+             "decode": part_decode}
     return parts[part](**args)
 
 
@@ -225,7 +243,8 @@ def measure(family: str, work: Path, w: dict, device: str, parts, row: dict) -> 
     row = {**row, "family": family, "device": device,
            "build": run({"part": "build", "family": family, "work": str(work), "rank": w["rank"]})}
     path, lora = str(work / f"{family}.safetensors"), str(work / f"{family}-lora{w['rank']}.safetensors")
-    specs = {"open": {}, "lora": {"lora": lora}, "export": {"work": str(work)}}
+    specs = {"open": {}, "lora": {"lora": lora}, "export": {"work": str(work)},
+             "decode": {"size": DECODE_SIZE.get(family, 128)}}
     for dtype in w["dtypes"]:
         row[dtype] = {**row.get(dtype, {})}
         for part in (p for p in PARTS[:-1] if p in parts):
@@ -270,6 +289,16 @@ def write(results: dict, out: Path) -> None:
                 f"{lo.get('copies')} / {lo.get('from_file')} | **{lo.get('toggle_off_s')} / {lo.get('toggle_on_s')}** |"
                 f" {lo.get('restored_exactly')} | {ex.get('export_peak_gb', ex.get('error'))} "
                 f"({ex.get('export_over_model_gb')}; {ex.get('largest_tensor_gb')}) | {steps} | {decode} | {peaks} |")
+    lines += ["", "A big picture's VAE decode beside the whole model, planned by labkit to fit this machine "
+              "(`limits.decode_plan`):", "", "| model | dtype | size | plan | planned GiB | decode s | peak GiB "
+              "(model alone) |", "|---|---|---|---|---|---|---|"]
+    for row in results["rows"]:
+        for dtype in results["dtypes"]:
+            d = row.get(dtype, {}).get("decode")
+            if d:
+                lines.append(f"| {row['family']} | {dtype} | {d.get('size', d.get('error'))} | {d.get('plan')} | "
+                             f"{d.get('planned_gb')} | {d.get('decode_s')} | {d.get('decode_peak_gb')} "
+                             f"({d.get('alone_gb')}) |")
     lines += ["", "Offload (`offload='model'|'sequential'`) needs a GPU; on a CPU labkit explains that there is "
               "nothing to offload. Steps are medians of the gaps between step callbacks (Euler, CFG 7). Memory "
               "includes the Python process itself (about 0.5 GiB with torch and diffusers loaded)."]
@@ -301,9 +330,11 @@ def main() -> None:
 
     earlier = args.out / "fullsize.json"
     keep = set(args.parts) != set(PARTS) and earlier.exists()
-    old = {row["family"]: row for row in json.loads(earlier.read_text())["rows"]} if keep else {}
+    before = json.loads(earlier.read_text()) if keep else {"rows": [], "dtypes": []}
+    old = {row["family"]: row for row in before["rows"]}
+    dtypes = list(dict.fromkeys(before["dtypes"] + w["dtypes"]))  # the table shows what was kept too
     results = {"when": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-               "torch": torch.__version__, "rank": w["rank"], "dtypes": w["dtypes"], "sizes": w["sizes"],
+               "torch": torch.__version__, "rank": w["rank"], "dtypes": dtypes, "sizes": w["sizes"],
                "steps": w["steps"], "rows": [row for family, row in old.items() if family not in w["families"]]}
     for family in w["families"]:  # written after each family: a long run stopped half-way keeps what it measured
         results["rows"].append(measure(family, args.work, w, args.device, args.parts, old.get(family, {})))

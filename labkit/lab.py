@@ -405,7 +405,6 @@ class Lab:
         `limits.decode_plan` finds it fits when `plan` is None; a float16 VAE that overflows, as SDXL's does, is
         retried in float32 and says so in `notes`) and made 8-bit as A1111 and ComfyUI make them (truncated)."""
         from .images import decode_latents, to_pictures
-        from .limits import decode_plan
 
         if plan is None:
             b, _, h, w = latents.shape
