@@ -56,6 +56,8 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
                                        "from_file": ANY, "restored_exactly": True},
                               "export": {"export_s": ANY, "export_peak_gb": ANY, "export_over_model_gb": ANY,
                                          "largest_tensor_gb": ANY, "same_weights": True},
+                              "decode": {"size": 128, "plan": "whole", "planned_gb": ANY, "decode_s": ANY,
+                                         "decode_peak_gb": ANY, "alone_gb": ANY, "picture": [128]},
                               "steps": {"64": {"s_per_step": ANY, "decode_s": ANY, "total_s": ANY,
                                                "denoise_peak_gb": ANY, "run_peak_gb": ANY, "alone_gb": ANY, "notes": ANY}}}}]}},
                     "## fullsize (benchmarks/fullsize.py)"),
