@@ -80,8 +80,15 @@ def parse_axis(spec, fn=None) -> Axis:
     if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str)):
         raise BadInput(f"An axis is (name, values), e.g. ('cfg', [3, 7]); got {spec!r}.")
     name, values = spec
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise BadInput(f"Axis {name!r}: values must be a list, e.g. ({name!r}, [a, b]); got {values!r}.")
+    if isinstance(values, str):  # A1111's X/Y/Z plot text: "3-11 (+4)", "Euler, DDIM", "10-30 [3]"
+        from .sweep.values import field_kind, parse_values
+
+        lower = name.strip().lower()
+        kind = float if lower.startswith("lora:") else field_kind(name if name in FIELDS else A1111_AXES.get(lower))
+        values = parse_values(values, kind, name=f"Axis {name!r}")
+    if isinstance(values, bytes) or not hasattr(values, "__iter__"):
+        raise BadInput(f"Axis {name!r}: values must be a list, e.g. ({name!r}, [a, b]), or A1111's text for them, "
+                       f"e.g. ({name!r}, '3-11 (+4)'); got {values!r}.")
     values = tuple(values)
     if not values:
         raise BadInput(f"Axis {name!r} has no values.")

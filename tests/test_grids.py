@@ -116,6 +116,15 @@ def test_cfg_by_sampler_grid_shares_the_seed_and_varies_only_those_fields(lab):
     assert g.axes["x"].labels == ["cfg: 2", "cfg: 7"] and g.axes["y"].labels == ["sampler: Euler", "sampler: DDIM"]
 
 
+def test_axes_take_a1111_value_text():
+    """("cfg", "2-6 (+2)") is the grid of [2.0, 4.0, 6.0]: the same cells, labels and pictures."""
+    text = labkit.grid(echo, BASE, x=("CFG Scale", "2-6 (+2)"), y=("sampler", "Euler, DDIM"), progress=False)
+    listed = labkit.grid(echo, BASE, x=("CFG Scale", [2.0, 4.0, 6.0]), y=("sampler", ["Euler", "DDIM"]),
+                         progress=False)
+    assert text.axes["x"].values == (2.0, 4.0, 6.0) and text.axes["y"].values == ("Euler", "DDIM")
+    assert px(text.image).tolist() == px(listed.image).tolist()
+
+
 def test_img2img_grid_passes_the_image_and_varies_denoising(lab):
     start = noise_image(1, (64, 64))
     g = labkit.grid(lab.img2img, BASE, x=("Denoising", [0.5, 1.0]), image=start, progress=False)
@@ -187,7 +196,9 @@ def test_bad_axes_raise_bad_input_that_says_what_to_use(lab):
     with pytest.raises(BadInput, match="No LoRA named 'ink'"):
         labkit.grid(lab.txt2img, BASE, x=("lora:ink", [0, 1]), progress=False)
     with pytest.raises(BadInput, match="values must be a list"):
-        labkit.grid(lab.txt2img, BASE, x=("sampler", "Euler"), progress=False)
+        labkit.grid(lab.txt2img, BASE, x=("sampler", b"Euler"), progress=False)
+    with pytest.raises(BadInput, match="Axis 'steps'='a-b'.*Write int values as A1111 does"):
+        labkit.grid(lab.txt2img, BASE, x=("steps", "a-b"), progress=False)
     with pytest.raises(BadInput, match="same thing"):
         labkit.grid(lab.txt2img, BASE, x=("cfg", [1, 2]), y=("CFG Scale", [3, 4]), progress=False)
     with pytest.raises(BadInput, match="steps=0"):  # checked before the first cell runs
