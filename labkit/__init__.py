@@ -28,6 +28,8 @@ _LAZY = {
     "grid": ("labkit.grids", "grid"),
     "Limits": ("labkit.limits", "Limits"),
     "devices": ("labkit.devices", None),
+    "sweep": ("labkit.sweep", None),
+    "record": ("labkit.sweep.record", "record"),
 }
 
 __all__ = ["__version__", "BadInput", "LabkitError", "LoraMismatch", "TooLarge", "UnsafeFile", "UnsupportedFile",
