@@ -216,6 +216,19 @@ def _denoise_seconds(cost: Cost, gpu, dtype, lpx, batch, steps, sampler) -> floa
     return evaluations * per_step * slower
 
 
+def planned_seconds(family: str, p, device: str = "cpu", dtype: str = "float32") -> float:
+    """Estimated seconds of a txt2img run of `p` on a `family` model not opened yet (sweeps plan before any worker
+    loads it); the family's native size where `p` gives none."""
+    from .families import family as family_row
+
+    gpu = GPU_FACTOR.get(str(device).split(":")[0])
+    cost, side = COSTS.get(family, SD), family_row(family).native_size
+    width, height = p.width or side, p.height or side
+    lpx = (width // 8) * (height // 8)
+    decode = p.batch_size * width * height * cost.decode[gpu is not None] * (gpu or 1.0)
+    return _denoise_seconds(cost, gpu, dtype, lpx, p.batch_size, p.steps, p.sampler) + decode
+
+
 def check(lab, p, mode: str = "txt2img", refiner=None) -> Estimate | None:
     """The estimate of the run, once it is within `lab.limits`; TooLarge naming the estimate and the fix otherwise.
     None when the Lab has no limits."""

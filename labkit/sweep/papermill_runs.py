@@ -10,35 +10,19 @@ with `retry_failed=True`, runs the failed ones again). One failure never stops t
 saving what finished, and the folder stays resumable.
 """
 
-import csv
-import io
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import checks
 from ..errors import BadInput
-from ..files import save_json, save_text
-from .values import parse_values, product_rows, zipped_rows
+from .engines import Job
+from .folder import SweepResults, open_folder
+from .runner import check_engine_args, check_size, connect, engine_for, run, to_run
+from .values import grid_rows
 
 KINDS = {"int": int, "float": float, "str": str, "bool": bool}  # papermill's inferred type names -> Python
-FIXED = ("run", "status", "seconds", "error", "cell")  # the columns every results row starts with
-
-
-@dataclass(frozen=True)
-class SweepResults:
-    """What a sweep left in its folder: `rows` (one dict per run, as results.json holds them) and the folder."""
-
-    folder: Path
-    rows: list
-
-    @property
-    def failed(self) -> list:
-        return [row for row in self.rows if row["status"] != "ok"]
-
-    def __repr__(self) -> str:
-        return f"<SweepResults {self.folder}: {len(self.rows)} runs, {len(self.failed)} failed>"
+PICTURES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def notebook_parameters(notebook) -> dict:
@@ -69,23 +53,12 @@ def default_kind(source: str | None):
 
 
 def plan_rows(notebook, grid, zip: bool = False) -> list[dict]:
-    """The runs of a sweep: `grid` {parameter: values or A1111 text} as a product (or zipped), or a list of row
-    dicts, each checked against the notebook's parameters (names and the types of their defaults)."""
+    """The runs of a sweep: `grid` {parameter: values or A1111 text} as a product (or zipped), a list of row
+    dicts, or a .csv/.json file of rows, each checked against the notebook's parameters (names and the types of
+    their defaults)."""
     known = notebook_parameters(notebook)
-    if isinstance(grid, (list, tuple)):
-        rows = [dict(row) for row in grid if isinstance(row, dict)]
-        if len(rows) != len(grid):
-            raise BadInput("A sweep's rows are dicts of {parameter: value}; give a list of dicts or a grid dict.")
-    elif isinstance(grid, dict):
-        unknown_names(grid, known)
-        axes = {name: parse_values(values, known[name], name=name) for name, values in grid.items()}
-        rows = zipped_rows(axes) if zip else product_rows(axes)
-    else:
-        raise BadInput(f"grid= takes a dict {{parameter: values}} or a list of rows, not {checks.kind(grid)}.")
-    if not rows or rows == [{}]:
-        raise BadInput("The sweep has no rows: give at least one parameter with at least one value.")
+    rows = grid_rows(grid, known, lambda names: unknown_names(names, known), zip)
     for row in rows:
-        unknown_names(row, known)
         for name, value in row.items():
             check_type(name, value, known[name])
     return rows
@@ -111,70 +84,62 @@ def check_type(name: str, value, kind) -> None:
 
 
 def notebooks(notebook, grid, out, *, zip: bool = False, retry_failed: bool = False, kernel: str = "python3",
-              cwd=None) -> SweepResults:
-    """Run `notebook` once per row of `grid` (see the module docstring) into the folder `out`."""
+              cwd=None, engine: str = "local", workers=1, address=None, confirm: bool = False,
+              progress: bool = True) -> SweepResults:
+    """Run `notebook` once per row of `grid` (see the module docstring) into the folder `out`.
+
+    `engine="local"` runs `workers` notebooks at once on this machine (default 1; 0 runs papermill in this
+    process), the cores divided among their kernels; `engine="ray"` makes each run a Ray task (`address=None`
+    starts Ray here, "auto" or "host:port" joins a cluster). Over 1000 rows need `confirm=True`."""
     rows = plan_rows(notebook, grid, zip)
-    folder = Path(checks.path("out", out))
-    definition = {"kind": "notebooks", "notebook": str(Path(notebook).resolve()), "rows": rows}
-    done = open_folder(folder, definition)
+    check_engine_args(engine, address, 0)
+    check_size(len(rows), "", confirm)
+    path = Path(notebook).resolve()
+    source = path.read_text(encoding="utf-8")
+    definition = {"kind": "notebooks", "notebook": str(path), "rows": rows}
+    pool = connect(engine, None, run_notebook, address, 0)
+    folder, done = open_folder(out, definition)
     takes_out_dir = "out_dir" in notebook_parameters(notebook)
-    results = dict(done)
-    try:
-        for index, row in enumerate(rows):
-            if index in results and (results[index]["status"] == "ok" or not retry_failed):
-                continue
-            results[index] = run_one(notebook, index, row, folder, takes_out_dir, kernel, cwd)
-            write_results(folder, [results[i] for i in sorted(results)])
-    finally:  # an interrupt keeps what finished
-        write_results(folder, [results[i] for i in sorted(results)])
-    return SweepResults(folder, [results[i] for i in sorted(results)])
+    pending = to_run(rows, done, retry_failed)
+    payload = {"source": source, "name": path.name, "cwd": str(cwd or path.parent), "kernel": kernel,
+               "takes_out_dir": takes_out_dir}
+    jobs = [Job([i], [rows[i]], dict(payload, run=i, row=rows[i])) for i in pending]
+    engine_object = engine_for(pool, None, run_notebook, workers, len(jobs))
+    return run(engine_object, jobs, folder, done, list(dict.fromkeys(k for r in rows for k in r)), path.stem,
+               progress)
 
 
-def open_folder(folder: Path, definition: dict) -> dict:
-    """{row index: result} already in `folder` for this very sweep; BadInput when it holds another sweep."""
-    saved = folder / "sweep.json"
-    if saved.exists():
-        if json.loads(saved.read_text()) != json.loads(json.dumps(definition)):
-            raise BadInput(f"{folder} holds another sweep (its sweep.json differs: another notebook or grid). "
-                           f"Give another out= folder, or delete this one to start again.")
-        table = folder / "results.json"
-        return {row["run"]: row for row in json.loads(table.read_text())} if table.exists() else {}
-    save_json(definition, saved)
-    return {}
+def run_notebook(state, payload: dict) -> dict:
+    """One papermill run in a scratch folder; its result row (status, failing cell and error, seconds,
+    parameters, recorded values, pictures) and its files (the executed notebook, what it wrote to out_dir)."""
+    import tempfile
 
-
-def run_one(notebook, index: int, row: dict, folder: Path, takes_out_dir: bool, kernel: str, cwd) -> dict:
-    """One papermill run; its result row (status, failing cell and error, seconds, parameters, recorded values)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     from .record import recorded
 
-    run = folder / "runs" / f"{index:04d}"
-    run.mkdir(parents=True, exist_ok=True)
-    parameters = dict(row, **({"out_dir": str((run / "out").resolve())} if takes_out_dir and "out_dir" not in row
-                              else {}))
-    start, status, error, cell = time.perf_counter(), "ok", "", ""
-    try:
-        papermill.execute_notebook(str(notebook), str(run / "notebook.ipynb"), parameters=parameters,
-                                   kernel_name=kernel, cwd=str(cwd or Path(notebook).parent), progress_bar=False)
-    except PapermillExecutionError as failure:
-        status, error, cell = "failed", f"{failure.ename}: {failure.evalue}", failure.cell_index
-    except Exception as failure:  # noqa: BLE001 - a kernel that dies or will not start fails this row only
-        status, error = "failed", f"{type(failure).__name__}: {failure}"
-    seconds = round(time.perf_counter() - start, 2)
-    executed = run / "notebook.ipynb"
-    values = recorded(json.loads(executed.read_text())) if executed.exists() else {}
-    return {"run": index, "status": status, "seconds": seconds, "error": error, "cell": cell, **row, **values}
-
-
-def write_results(folder: Path, rows: list) -> None:
-    """results.json and results.csv: one row per run, the fixed columns first, then every parameter and value."""
-    save_json(rows, folder / "results.json")
-    columns = list(FIXED) + sorted({key for row in rows for key in row} - set(FIXED))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
-    save_text(text.getvalue(), folder / "results.csv")
+    index, row = payload["run"], payload["row"]
+    with tempfile.TemporaryDirectory(prefix="labkit-run-") as scratch:
+        scratch = Path(scratch)
+        source, executed, out = scratch / payload["name"], scratch / "executed.ipynb", scratch / "out"
+        source.write_text(payload["source"], encoding="utf-8")
+        parameters = dict(row, **({"out_dir": str(out)} if payload["takes_out_dir"] and "out_dir" not in row else {}))
+        cwd = payload["cwd"] if Path(payload["cwd"]).is_dir() else str(scratch)
+        start, status, error, cell = time.perf_counter(), "ok", "", ""
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=parameters,
+                                       kernel_name=payload["kernel"], cwd=cwd, progress_bar=False)
+        except PapermillExecutionError as failure:
+            status, error, cell = "failed", f"{failure.ename}: {failure.evalue}", failure.cell_index
+        except Exception as failure:  # noqa: BLE001 - a kernel that dies or will not start fails this row only
+            status, error = "failed", f"{type(failure).__name__}: {failure}"
+        seconds = round(time.perf_counter() - start, 2)
+        base = f"runs/{index:04d}"
+        files = {f"{base}/notebook.ipynb": executed.read_bytes()} if executed.exists() else {}
+        files.update({f"{base}/out/{f.relative_to(out).as_posix()}": f.read_bytes()
+                      for f in sorted(out.rglob("*")) if f.is_file()} if out.is_dir() else {})
+    values = recorded(json.loads(files[f"{base}/notebook.ipynb"])) if f"{base}/notebook.ipynb" in files else {}
+    images = [name for name in files if name.lower().endswith(PICTURES)]
+    return {"rows": [{"run": index, "status": status, "seconds": seconds, "error": error, "cell": cell, **row,
+                      **values, "images": images}], "files": files}

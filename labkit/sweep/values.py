@@ -116,3 +116,66 @@ def zipped_rows(axes: dict) -> list[dict]:
         raise BadInput(f"Zipped axes must have as many values each ({shown}); make them equal, or use the "
                        f"product (zip=False) for every combination.")
     return [dict(zip(axes, combo)) for combo in zip(*axes.values())]
+
+
+def grid_rows(grid, kinds: dict, check_names, zip: bool = False) -> list[dict]:
+    """A sweep's rows from a grid {name: values or A1111 text} (product, or zipped), a list of row dicts, or a
+    .csv / .json file of rows. `kinds` {name: int, float, str or None} reads texts; `check_names(names)` raises for
+    names the sweep cannot set."""
+    from pathlib import Path
+
+    if isinstance(grid, (str, Path)):
+        grid = rows_from_file(grid)
+    if isinstance(grid, (list, tuple)):
+        rows = [dict(row) for row in grid if isinstance(row, dict)]
+        if len(rows) != len(grid):
+            raise BadInput("A sweep's rows are dicts of {parameter: value}; give a list of dicts or a grid dict.")
+    elif isinstance(grid, dict):
+        check_names(list(grid))
+        axes = {name: parse_values(values, kinds.get(name), name=name) for name, values in grid.items()}
+        rows = zipped_rows(axes) if zip else product_rows(axes)
+    else:
+        raise BadInput(f"grid= takes a dict {{parameter: values}}, a list of rows or a .csv/.json file of rows, not "
+                       f"{type(grid).__name__}.")
+    if not rows or rows == [{}]:
+        raise BadInput("The sweep has no rows: give at least one parameter with at least one value.")
+    for row in rows:
+        check_names(list(row))
+    return rows
+
+
+def rows_from_file(path) -> list[dict]:
+    """Rows from a .json file (a list of objects) or a .csv file (a header of names; numbers and true/false read
+    as such, other cells as text, empty cells left out)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in (".csv", ".json") or not path.is_file():
+        raise BadInput(f"grid={str(path)!r}: give a dict of values, a list of rows, or an existing .csv or .json file "
+                       f"of rows (one row per run, a column per parameter).")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise BadInput(f"{path.name} is not valid JSON ({error}); it should hold a list of {{name: value}} rows.") \
+                from None
+        if not isinstance(rows, list):
+            raise BadInput(f"{path.name} should hold a list of {{name: value}} rows, not a {type(rows).__name__}.")
+        return rows
+    return [{name: cell_value(cell) for name, cell in row.items() if name and cell not in (None, "")}
+            for row in csv.DictReader(io.StringIO(text))]
+
+
+def cell_value(cell: str):
+    """A CSV cell as the value it writes: 7 -> int, 7.5 -> float, true/false -> bool, anything else text."""
+    lowered = cell.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            continue
+    return cell

@@ -72,7 +72,7 @@ def test_a_sweep_runs_each_row_records_values_and_isolates_a_failure(jupyter):
     ({"a": "x-y"}, "Write int values as A1111 does"),
     ({"a": []}, "empty"),
     ({}, "no rows"),
-    ("a=1", "takes a dict"),
+    ("a=1", "give a dict of values"),
     ([{"a": 1}, 3], "rows are dicts"),
 ])
 def test_bad_grids_are_refused_before_any_run(jupyter, grid, message):
