@@ -6,14 +6,14 @@ with a table, an index.html and a contact sheet (issue #18).
                           score="judge")                                            # one model load per worker
     labkit.record("adherence", score)                                               # inside a swept notebook
 
-`values` reads A1111's X/Y/Z value syntax; `papermill_runs` and `generate` plan the rows; `runner` streams jobs
+`values` reads A1111's X/Y/Z value syntax; `papermill_runs` and `generations` plan the rows; `runner` streams jobs
 from an engine (`engines`: this process or local workers; `ray_engine`: Ray) into the folder (`folder`, `report`).
 """
 
 from importlib import import_module
 
 _LAZY = {"notebooks": ("labkit.sweep.papermill_runs", "notebooks"),
-         "generate": ("labkit.sweep.generate", "generate"),
+         "generate": ("labkit.sweep.generations", "generate"),
          "SweepResults": ("labkit.sweep.folder", "SweepResults"),
          "parse_values": ("labkit.sweep.values", "parse_values")}
 

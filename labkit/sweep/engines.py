@@ -11,9 +11,12 @@ raises KeyboardInterrupt (a second Ctrl-C stops the workers at once).
 """
 
 import os
+import pickle
 import signal
 import traceback
 from dataclasses import dataclass
+
+from ..errors import BadInput
 
 KEY_VARIABLE = "LABKIT_SWEEP_KEY"  # the worker's key to the parent's socket, passed in its environment
 
@@ -64,7 +67,10 @@ def worker_main(address: str, threads: int) -> None:
     connection = Client(address, authkey=bytes.fromhex(os.environ.pop(KEY_VARIABLE)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_threads(threads)
-    setup, work = connection.recv()
+    try:
+        setup, work = connection.recv()
+    except EOFError:  # the parent could not send them (or stopped first): nothing to do
+        return
     try:
         state = setup() if setup else None
     except Exception as error:  # noqa: BLE001 - the parent raises it: no job could run
@@ -94,7 +100,12 @@ class LocalPool:
         process = subprocess.Popen([sys.executable, "-m", "labkit.sweep.worker", self.listener.address,
                                     str(self.threads)], env=env, start_new_session=True)
         connection = self.listener.accept()
-        connection.send((self.setup, self.work))
+        try:
+            connection.send((self.setup, self.work))
+        except (pickle.PicklingError, AttributeError, TypeError) as error:
+            process.kill()
+            raise BadInput(f"A sweep's work must reach its worker processes, and {error}: give functions defined in "
+                           f"a module (not a lambda or a notebook cell), or workers=0 to run here.") from None
         return process, connection
 
     def results(self, jobs):

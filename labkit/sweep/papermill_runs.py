@@ -11,6 +11,7 @@ saving what finished, and the folder stays resumable.
 """
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,12 +34,27 @@ def notebook_parameters(notebook) -> dict:
     path = Path(checks.path("notebook", notebook))
     if not path.is_file():
         raise BadInput(f"notebook={str(notebook)!r}: no such notebook file.")
-    found = papermill.inspect_notebook(str(path))
+    with tempfile.TemporaryDirectory(prefix="labkit-inspect-") as scratch:
+        found = papermill.inspect_notebook(str(with_kernel(path, Path(scratch))))
     if not found:
         raise BadInput(f"{path.name} has no `parameters` cell, so a sweep cannot set anything in it: tag the cell that "
                        f"sets its settings with the tag 'parameters' (JupyterLab: the cell's property inspector).")
     return {name: KINDS.get(info.get("inferred_type_name")) or default_kind(info.get("default")) for name, info
             in found.items()}
+
+
+def with_kernel(path: Path, scratch: Path) -> Path:
+    """The notebook, or a copy in `scratch` naming a python kernel when it names none (papermill's inspection
+    needs one; the sweep's runs name theirs with kernel=)."""
+    import nbformat
+
+    notebook = nbformat.read(str(path), as_version=4)
+    if notebook.metadata.get("kernelspec", {}).get("name"):
+        return path
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    copy = scratch / path.name
+    nbformat.write(notebook, str(copy))
+    return copy
 
 
 def default_kind(source: str | None):
@@ -92,7 +108,7 @@ def notebooks(notebook, grid, out, *, zip: bool = False, retry_failed: bool = Fa
     process), the cores divided among their kernels; `engine="ray"` makes each run a Ray task (`address=None`
     starts Ray here, "auto" or "host:port" joins a cluster). Over 1000 rows need `confirm=True`."""
     rows = plan_rows(notebook, grid, zip)
-    check_engine_args(engine, address, 0)
+    check_engine_args(engine, address, 0, workers)
     check_size(len(rows), "", confirm)
     path = Path(notebook).resolve()
     source = path.read_text(encoding="utf-8")
@@ -112,8 +128,6 @@ def notebooks(notebook, grid, out, *, zip: bool = False, retry_failed: bool = Fa
 def run_notebook(state, payload: dict) -> dict:
     """One papermill run in a scratch folder; its result row (status, failing cell and error, seconds,
     parameters, recorded values, pictures) and its files (the executed notebook, what it wrote to out_dir)."""
-    import tempfile
-
     import papermill
     from papermill.exceptions import PapermillExecutionError
 

@@ -104,8 +104,10 @@ def run(engine, jobs: list, folder, done: dict, parameters: list, title: str, pr
     return final
 
 
-def check_engine_args(engine: str, address, gpus) -> None:
+def check_engine_args(engine: str, address, gpus, workers) -> None:
     checks.choose("engine", engine, ENGINES)
+    if workers is not None:
+        checks.whole("workers", workers, low=0, example="workers=2")
     if address is not None and engine != "ray":
         raise BadInput(f"address={address!r} is for engine='ray' (a Ray cluster); with engine={engine!r} leave it out.")
     checks.real("gpus", gpus, low=0, example="gpus=1")

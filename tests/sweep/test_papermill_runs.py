@@ -109,3 +109,19 @@ def test_record_outside_a_kernel_returns_the_value_and_refuses_what_json_cannot_
     cells = [{"cell_type": "code", "outputs": [{"data": {RECORD_MIME: {"name": "x", "value": 1}}},
                                                {"data": {RECORD_MIME: {"name": "x", "value": 2}}}]}]
     assert recorded({"cells": cells}) == {"x": 2}
+
+
+def test_local_workers_run_notebooks_side_by_side_with_the_cores_divided(jupyter):
+    from labkit.sweep.engines import cpu_count
+
+    cell = nbformat.v4.new_code_cell("a = 1")
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_code_cell(
+        "import os, labkit\nlabkit.record('threads', os.environ.get('OMP_NUM_THREADS'))\nlabkit.record('pid', "
+        "os.getppid())")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(jupyter / "t.ipynb"))
+    result = labkit.sweep.notebooks(jupyter / "t.ipynb", {"a": "1-4"}, jupyter / "s", workers=2, progress=False)
+    assert [r["status"] for r in result.rows] == ["ok"] * 4
+    assert {r["threads"] for r in result.rows} == {str(max(1, cpu_count() // 2))}  # each kernel gets its share
+    assert len({r["pid"] for r in result.rows}) == 2  # two workers ran them

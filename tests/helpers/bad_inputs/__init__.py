@@ -38,6 +38,6 @@ def works(entry: str, what: str, call, check, note: str) -> Case:
 
 
 def all_cases() -> list[Case]:
-    from . import files, generate, other, params, recipes
+    from . import files, generate, other, params, recipes, sweeps
 
-    return [*params.CASES, *files.CASES, *generate.CASES, *recipes.CASES, *other.CASES]
+    return [*params.CASES, *files.CASES, *generate.CASES, *recipes.CASES, *other.CASES, *sweeps.CASES]

@@ -48,8 +48,11 @@ def plan_rows(grid, zip: bool = False) -> list[dict]:
     """The rows of a generation sweep, field names made canonical and every value checked by Params itself."""
     kinds = {name: field_kind(canonical(name)) for name in (grid if isinstance(grid, dict) else {})}
     rows = [{canonical(k): v for k, v in row.items()} for row in grid_rows(grid, kinds, check_fields, zip)]
+    from ..samplers import check as check_sampler
+
     for row in rows:
-        Params(**row)  # the same checks and messages as any run
+        p = Params(**row)  # the same checks and messages as any run
+        check_sampler(p.sampler, p.schedule, p.eta)
     return rows
 
 
@@ -92,14 +95,14 @@ def run_batch(lab, payload: dict) -> dict:
     seconds = round((time.perf_counter() - start) / len(runs), 3)
     per_row = len(result.images) // len(runs)
     out_rows, files = [], {}
-    for k, (run, row) in enumerate(zip(runs, rows)):
+    for k, (index, row) in enumerate(zip(runs, rows)):
         names = []
         for j in range(k * per_row, (k + 1) * per_row):
-            name = f"images/{run:05d}.png" if per_row == 1 else f"images/{run:05d}-{j - k * per_row}.png"
+            name = f"images/{index:05d}.png" if per_row == 1 else f"images/{index:05d}-{j - k * per_row}.png"
             files[name] = png_bytes(save_image, result.images[j], result.params.replace(seed=result.seeds[j],
                                     batch_size=1), result.model, result.mode)
             names.append(name)
-        out_rows.append({"run": run, "status": "ok", "seconds": seconds, "error": "", "cell": "", **row,
+        out_rows.append({"run": index, "status": "ok", "seconds": seconds, "error": "", "cell": "", **row,
                          "seed": result.seeds[k * per_row], "images": names})
     return {"rows": out_rows, "files": files}
 
@@ -163,7 +166,7 @@ def generate(model, grid, out, *, params: Params | None = None, zip: bool = Fals
     rows = plan_rows(grid, zip)
     batch = checks.whole("batch", batch, low=1, example="batch=4")
     gpus = (1 if str(device).startswith("cuda") else 0) if gpus is None else gpus
-    check_engine_args(engine, address, gpus)
+    check_engine_args(engine, address, gpus, workers)
     after = scorer(score, base)
     source, setup, family, fit = model_source(model, device, dtype, engine)
     check_size(len(rows), estimate(family, base, rows, device, dtype), confirm)
