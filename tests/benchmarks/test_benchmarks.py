@@ -66,6 +66,11 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
         "between labellers": {"shape verdicts agree": ANY, "style verdicts agree": ANY},
         "per labeller": {"judge": [AGREEMENT], "judge without gap closing": [AGREEMENT]},
         "verdicts": [{"prompt": ANY, "seed": ANY, "judge": ANY, "judge without gap closing": ANY}]}}, None),
+    "sweep.py": ({"sweep.json": {
+        "when": ANY, "machine": ANY, "torch": ANY, "rows": 2, "steps": 2, "one_process_s": {"1": ANY, "2": ANY},
+        "best_batch": ANY, "local_s": ANY, "ratio": ANY, "target_ratio": 0.8, "ray_s": ANY, "ray_over_local": ANY,
+        "notebook": {"runs": 1, "sweep_s": ANY, "own_s_per_run": ANY, "overhead_s_per_run": ANY, "target_s": 3.0}}},
+        "## sweep (benchmarks/sweep.py)"),
     "parity.py": ({"parity.json": {
         "tolerance": 0.01,
         "rows": [{"key": ANY, "mode": ANY, "tool": ANY, "sampler": ANY, "sampler_tool": ANY, "schedule": "Karras",
