@@ -24,6 +24,7 @@ from .values import grid_rows
 
 KINDS = {"int": int, "float": float, "str": str, "bool": bool}  # papermill's inferred type names -> Python
 PICTURES = (".png", ".jpg", ".jpeg", ".webp")
+QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]  # the kernels' own log (a TCP warning per run) is not the sweep's
 
 
 def notebook_parameters(notebook) -> dict:
@@ -112,7 +113,11 @@ def notebooks(notebook, grid, out, *, zip: bool = False, retry_failed: bool = Fa
     check_size(len(rows), "", confirm)
     path = Path(notebook).resolve()
     source = path.read_text(encoding="utf-8")
-    definition = {"kind": "notebooks", "notebook": str(path), "rows": rows}
+    import hashlib
+
+    # the notebook's text belongs to the definition: an edited notebook's results never mix with the old ones'
+    definition = {"kind": "notebooks", "notebook": str(path), "sha256": hashlib.sha256(source.encode()).hexdigest(),
+                  "rows": rows}
     pool = connect(engine, None, run_notebook, address, 0)
     folder, done = open_folder(out, definition)
     takes_out_dir = "out_dir" in notebook_parameters(notebook)
@@ -143,7 +148,8 @@ def run_notebook(state, payload: dict) -> dict:
         start, status, error, cell = time.perf_counter(), "ok", "", ""
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=parameters,
-                                       kernel_name=payload["kernel"], cwd=cwd, progress_bar=False)
+                                       kernel_name=payload["kernel"], cwd=cwd, progress_bar=False,
+                                       extra_arguments=QUIET_KERNEL)
         except PapermillExecutionError as failure:
             status, error, cell = "failed", f"{failure.ename}: {failure.evalue}", failure.cell_index
         except Exception as failure:  # noqa: BLE001 - a kernel that dies or will not start fails this row only

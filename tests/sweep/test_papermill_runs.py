@@ -63,6 +63,11 @@ def test_a_sweep_runs_each_row_records_values_and_isolates_a_failure(jupyter):
 
     with pytest.raises(BadInput, match="holds another sweep"):
         labkit.sweep.notebooks(nb, {"a": "1-2"}, out=out)
+    edited = nbformat.read(str(nb), as_version=4)
+    edited.cells[1].source += "\nlabkit.record('new', 1)"
+    nbformat.write(edited, str(nb))  # an edited notebook's results must not mix with the old ones
+    with pytest.raises(BadInput, match="notebook was edited since"):
+        labkit.sweep.notebooks(nb, {"a": "1-3", "label": "p"}, out=out)
 
 
 @pytest.mark.parametrize("grid, message", [
