@@ -69,9 +69,9 @@ def open_folder(out, definition: dict) -> tuple[Path, dict]:
     return folder, {}
 
 
-def write_results(folder: Path, rows: list) -> None:
-    """results.json, results.csv (and results.parquet with pandas + pyarrow): the fixed columns first, then every
-    parameter and recorded value."""
+def write_results(folder: Path, rows: list, parquet: bool = True) -> None:
+    """results.json, results.csv (and results.parquet with pandas + pyarrow, unless `parquet` is False: while a
+    sweep runs): the fixed columns first, then every parameter and recorded value."""
     save_json(rows, folder / "results.json")
     columns = list(FIXED) + sorted({key for row in rows for key in row} - set(FIXED))
     text = io.StringIO()
@@ -80,7 +80,8 @@ def write_results(folder: Path, rows: list) -> None:
     for row in rows:
         writer.writerow({k: flat(v) for k, v in row.items()})
     save_text(text.getvalue(), folder / "results.csv")
-    write_parquet(folder / "results.parquet", rows, columns)
+    if parquet:
+        write_parquet(folder / "results.parquet", rows, columns)
 
 
 def flat(value):

@@ -25,6 +25,7 @@ from .values import grid_rows
 KINDS = {"int": int, "float": float, "str": str, "bool": bool}  # papermill's inferred type names -> Python
 PICTURES = (".png", ".jpg", ".jpeg", ".webp")
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]  # the kernels' own log (a TCP warning per run) is not the sweep's
+# Once its cells ran, a kernel is stopped at once: a graceful stop waits ~2 s for a kernel holding torch to exit
 
 
 def notebook_parameters(notebook) -> dict:
@@ -149,7 +150,7 @@ def run_notebook(state, payload: dict) -> dict:
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=parameters,
                                        kernel_name=payload["kernel"], cwd=cwd, progress_bar=False,
-                                       extra_arguments=QUIET_KERNEL)
+                                       extra_arguments=QUIET_KERNEL, shutdown_kernel="immediate")
         except PapermillExecutionError as failure:
             status, error, cell = "failed", f"{failure.ename}: {failure.evalue}", failure.cell_index
         except Exception as failure:  # noqa: BLE001 - a kernel that dies or will not start fails this row only

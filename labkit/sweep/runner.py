@@ -91,7 +91,7 @@ def run(engine, jobs: list, folder, done: dict, parameters: list, title: str, pr
                 results[row["run"]] = after(row, files) if after and row["status"] == "ok" else row
             bar.update(len(rows))
             if time.monotonic() - last > WRITE_EVERY:
-                write_results(folder, [results[i] for i in sorted(results)])
+                write_results(folder, [results[i] for i in sorted(results)], parquet=False)
                 last = time.monotonic()
     except KeyboardInterrupt:
         interrupted = True

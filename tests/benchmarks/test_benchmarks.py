@@ -67,8 +67,10 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
         "per labeller": {"judge": [AGREEMENT], "judge without gap closing": [AGREEMENT]},
         "verdicts": [{"prompt": ANY, "seed": ANY, "judge": ANY, "judge without gap closing": ANY}]}}, None),
     "sweep.py": ({"sweep.json": {
-        "when": ANY, "machine": ANY, "torch": ANY, "rows": 2, "steps": 2, "one_process_s": {"1": ANY, "2": ANY},
-        "best_batch": ANY, "local_s": ANY, "ratio": ANY, "target_ratio": 0.8, "ray_s": ANY, "ray_over_local": ANY,
+        "when": ANY, "machine": ANY, "torch": ANY, "rows": 2, "steps": 2,
+        "one_process": {"1": {"whole_s": ANY, "generation_s": ANY}, "2": {"whole_s": ANY, "generation_s": ANY}},
+        "best_batch": ANY, "local_s": ANY, "ratio": ANY, "target_ratio": 0.8, "ratio_to_generation_alone": ANY,
+        "ray_s": ANY, "ray_over_local": ANY,
         "notebook": {"runs": 1, "sweep_s": ANY, "own_s_per_run": ANY, "overhead_s_per_run": ANY, "target_s": 3.0}}},
         "## sweep (benchmarks/sweep.py)"),
     "parity.py": ({"parity.json": {
