@@ -41,8 +41,10 @@ h1 { font-size: 1.4em; margin: 0 0 .2em; }
 #runs td.error { white-space: pre-wrap; color: #a00; max-width: 40em; }
 #runs img.thumb { max-width: 64px; max-height: 64px; image-rendering: pixelated; }
 #gallery { display: flex; flex-wrap: wrap; gap: 1em; }
-.tile { margin: 0; width: 192px; }
-.tile img { width: 192px; height: auto; image-rendering: pixelated; display: block; }
+#gallery { margin-bottom: 1.5em; }
+.tile { margin: 0; width: 128px; }
+.tile img { width: 128px; height: auto; image-rendering: pixelated; display: block; }
+.hint { color: #666; font-size: .9em; }
 .tile figcaption { font-size: .85em; color: #333; word-break: break-word; }
 .tile .recorded { color: #666; }
 [hidden] { display: none !important; }
@@ -64,6 +66,9 @@ SCRIPT = """
     const value = tr => model.rows[tr.dataset.index][column];
     const rows = [...body.rows].sort((x, y) => (descending ? -1 : 1) * compare(value(x), value(y)));
     rows.forEach(tr => body.appendChild(tr));
+    const gallery = document.getElementById("gallery"), place = new Map(rows.map((tr, i) => [tr.dataset.index, i]));
+    [...gallery.querySelectorAll(".tile")].sort((x, y) => place.get(x.dataset.index) - place.get(y.dataset.index))
+      .forEach(tile => gallery.appendChild(tile));  // the pictures follow the table's order
     table.querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
     th.setAttribute("aria-sort", descending ? "descending" : "ascending");
   }));
@@ -98,9 +103,11 @@ def write_index(folder: Path, rows: list[dict], parameters: list[str], title: st
         f"<h1>{html.escape(title)}</h1>",
         f'<p id="summary">{summary} <span id="shown"></span></p>',
         filters_html(rows, parameters),
-        table_html(rows, parameters),
         "<h2>Pictures</h2>",
         gallery_html(rows, parameters),
+        "<h2>Runs</h2>",
+        '<p class="hint">Click a column to sort the runs and the pictures; pick values above to filter both.</p>',
+        table_html(rows, parameters),
         f'<script type="application/json" id="sweep-data">{script_json(data)}</script>',
         f"<script>{SCRIPT}</script>", "</body>", "</html>", ""])
     return save_text(page, Path(folder) / "index.html")

@@ -51,6 +51,9 @@ def test_the_table_has_a_row_per_run_and_sorts_by_a_header(page, artifacts):
     assert cfg.get_attribute("aria-sort") == "ascending"
     cfg.click()
     assert page.evaluate(COLUMN_JS, "cfg") == ["10", "8", "6", "4", "2"]
+    tiles = page.evaluate("[...document.querySelectorAll('#gallery .tile')].map(t => t.innerText)")
+    cfgs = [int(text.split("cfg ")[1].split()[0]) for text in tiles]
+    assert cfgs == sorted(cfgs, reverse=True)  # the pictures follow the table's order
     page.locator("#runs th[data-column=sampler]").click()
     assert page.evaluate(COLUMN_JS, "sampler") == ["DPM++ 2M"] * 2 + ["Euler"] * 3
     assert cfg.get_attribute("aria-sort") is None
