@@ -28,10 +28,10 @@ FIELDS = tuple(Params.__dataclass_fields__)
 
 
 def canonical(name: str) -> str:
-    """A Params field name from itself or A1111's axis label ("CFG Scale" -> "cfg")."""
+    """A Params field name from itself or A1111's axis label ("CFG Scale" or "cfg_scale" -> "cfg")."""
     from ..grids import A1111_AXES
 
-    return A1111_AXES.get(name.strip().lower(), name) if isinstance(name, str) else name
+    return A1111_AXES.get(name.strip().lower().replace("_", " "), name) if isinstance(name, str) else name
 
 
 def check_fields(names) -> None:

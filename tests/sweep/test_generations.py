@@ -116,3 +116,14 @@ def test_a_worker_that_cannot_start_stops_the_sweep_with_its_reason():
         list(LocalPool(broken_setup, work, workers=1, threads=1).results([Job([0], [{}], 0)]))
     with pytest.raises(labkit.BadInput, match="not a lambda"):  # a lambda cannot reach another process
         list(LocalPool(lambda: None, work, workers=1, threads=1).results([Job([0], [{}], 0)]))
+
+
+def test_axes_take_a1111_labels_and_rows_from_a_csv_file(tmp_path):
+    from labkit.sweep.generations import plan_rows
+
+    assert plan_rows({"CFG Scale": "3, 5"}) == [{"cfg": 3.0}, {"cfg": 5.0}]
+    assert plan_rows({"cfg_scale": "2-4 [2]", "Sampler": "Euler, DPM++ 2M"}, zip=True) == [
+        {"cfg": 2.0, "sampler": "Euler"}, {"cfg": 4.0, "sampler": "DPM++ 2M"}]
+    (tmp_path / "rows.csv").write_text("prompt,cfg,seed\na red circle,4,1\n\"a blue star, small\",7.5,2\n")
+    assert plan_rows(tmp_path / "rows.csv") == [{"prompt": "a red circle", "cfg": 4, "seed": 1},
+                                                {"prompt": "a blue star, small", "cfg": 7.5, "seed": 2}]

@@ -52,7 +52,7 @@ def notebook(source: str | None, grid, **kwargs):
 
 
 CASES = [
-    refuses(GENERATE, "grid={'cfg_scale': '1-7'}", generate({"cfg_scale": "1-7"}), "not a Params field.*Did you mean"),
+    refuses(GENERATE, "grid={'cfgg': '1-7'}", generate({"cfgg": "1-7"}), "not a Params field.*Did you mean 'cfg'"),
     refuses(GENERATE, "grid={}", generate({}), "no rows"),
     refuses(GENERATE, "grid={'cfg': []}", generate({"cfg": []}), "empty; give at least one value"),
     refuses(GENERATE, "grid={'steps': '1-5 (+0)'}", generate({"steps": "1-5 (+0)"}), "step of 0"),
