@@ -112,7 +112,7 @@ class LocalPool:
         from multiprocessing.connection import Listener, wait
 
         self.key = os.urandom(16)
-        self.listener = Listener(family="AF_UNIX", authkey=self.key)
+        self.listener = Listener(authkey=self.key)  # a Unix socket, or a named pipe on Windows
         waiting, busy, draining = list(jobs), {}, False  # busy: connection -> (process, job or None while starting)
         try:
             for _ in range(min(self.workers, len(waiting))):

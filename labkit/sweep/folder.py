@@ -58,8 +58,9 @@ def open_folder(out, definition: dict) -> tuple[Path, dict]:
     saved = folder / "sweep.json"
     if saved.exists():
         if json.loads(saved.read_text()) != json.loads(json.dumps(definition)):
-            raise BadInput(f"{folder} holds another sweep (its sweep.json differs: another notebook, model, grid or settings, or the swept notebook was edited since). "
-                           f"Give another out= folder, or delete this one to start again.")
+            raise BadInput(f"{folder} holds another sweep (its sweep.json differs: another notebook, model, grid or "
+                           f"settings, or the swept notebook was edited since). Give another out= folder, or delete "
+                           f"this one to start again.")
         table = folder / "results.json"
         return folder, ({row["run"]: row for row in json.loads(table.read_text())} if table.exists() else {})
     if folder.is_dir() and any(folder.iterdir()):
