@@ -2,7 +2,6 @@
 
 import ipywidgets as w
 
-from ..noise import MAX_SEED
 from ..params import Params
 from ..prompts.chunks import CHUNK
 from .common import with_summary
@@ -69,9 +68,13 @@ def snap(value: int) -> int:
     return max(SIZE_STEP, int(value / SIZE_STEP + 0.5) * SIZE_STEP)  # halves round up: 100 -> 104
 
 
+STEPS_SLIDER_MAX, STEPS_MAX = 150, 1000  # the slider covers A1111's range; the box beside it takes more
+
+
 class SamplingControls(w.VBox):
-    """Steps, CFG, sampler and schedule, width/height (snapped to multiples of 8), seed with randomize and lock,
-    batch size, strength (img2img / inpaint) and switch_at (refiner)."""
+    """Steps (slider with a box that takes any count up to 1000), CFG, sampler and schedule, width/height (snapped
+    to multiples of 8), seed as A1111 has it (-1: random; a typed number is used as typed; dice: random,
+    recycle: the last seed used), batch size, strength (img2img / inpaint) and switch_at (refiner)."""
 
     def __init__(self, params: Params | None = None, native_size: int = 512, rng=None):
         import random
@@ -80,35 +83,55 @@ class SamplingControls(w.VBox):
 
         p = params or Params()
         self.rng = rng or random.Random()
+        self.last_seed = None  # the seed the last run used (the recycle button's)
         style = {"description_width": "90px"}
-        wide = {"width": "360px"}  # a dict: each widget gets its own Layout (a shared one hides all at once)
-        self.steps = w.IntSlider(p.steps, min=1, max=150, description="steps", style=style, layout=wide)
+        wide = {"width": "300px"}  # a dict: each widget gets its own Layout (a shared one hides all at once)
+        self.steps_slider = w.IntSlider(min(p.steps, STEPS_SLIDER_MAX), min=1, max=STEPS_SLIDER_MAX,
+                                        description="steps", style=style, readout=False, layout=wide)
+        self.steps = w.BoundedIntText(p.steps, min=1, max=STEPS_MAX, layout=w.Layout(width="70px"))
+        self.steps.add_class("labkit-steps")
         self.cfg = w.FloatSlider(p.cfg, min=1.0, max=30.0, step=0.5, description="CFG scale", style=style,
-                                 layout=wide)
-        self.sampler = w.Dropdown(options=samplers.names(), value=p.sampler, description="sampler", style=style)
+                                 layout={"width": "370px"})
+        self.sampler = w.Dropdown(options=samplers.names(), value=p.sampler, description="sampler", style=style,
+                                  layout={"width": "230px"})
         self.schedule = w.Dropdown(options=samplers.schedules(), value=p.schedule, description="schedule",
-                                   style=style)
+                                   style={"description_width": "60px"}, layout={"width": "180px"})
         self.width = w.BoundedIntText(p.width or native_size, min=8, max=4096, step=SIZE_STEP, description="width",
                                       style=style, layout=w.Layout(width="180px"))
         self.height = w.BoundedIntText(p.height or native_size, min=8, max=4096, step=SIZE_STEP,
                                        description="height", style=style, layout=w.Layout(width="180px"))
-        self.seed = w.IntText(p.seed if p.seed >= 0 else self.rng.randint(0, MAX_SEED), description="seed",
-                              style=style, layout=w.Layout(width="220px"))
-        self.lock = w.Checkbox(p.seed >= 0, description="lock seed", indent=False, layout=w.Layout(width="100px"))
-        self.randomize = w.Button(description="new seed", tooltip="draw a new random seed",
-                                  layout=w.Layout(width="90px"))
-        self.batch = w.IntSlider(p.batch_size, min=1, max=16, description="batch size", style=style, layout=wide)
+        self.seed = w.IntText(p.seed, description="seed", style=style, layout=w.Layout(width="220px"),
+                              tooltip="-1: a new random seed every run")
+        self.seed.add_class("labkit-seed")
+        self.dice = w.Button(icon="random", tooltip="random seed (-1)", layout=w.Layout(width="40px"))
+        self.recycle = w.Button(icon="recycle", tooltip="reuse the last seed used", layout=w.Layout(width="40px"))
+        self.dice.add_class("labkit-dice")
+        self.recycle.add_class("labkit-recycle")
+        self.used = w.Label()
+        self.used.add_class("labkit-seed-used")
+        self.batch = w.IntSlider(p.batch_size, min=1, max=16, description="batch size", style=style,
+                                 layout={"width": "370px"})
         self.strength = w.FloatSlider(p.strength, min=0.01, max=1.0, step=0.01, description="strength",
-                                      style=style, layout=wide)
+                                      style=style, layout={"width": "370px"})
         self.switch_at = w.FloatSlider(p.switch_at, min=0.05, max=0.95, step=0.05, description="switch at",
-                                       style=style, layout=wide)
+                                       style=style, layout={"width": "370px"})
         self.note = w.Label()
-        self.randomize.on_click(lambda _: self.new_seed())
+        self.dice.on_click(lambda _: self.random_seed())
+        self.recycle.on_click(lambda _: self.reuse_seed())
+        self.steps_slider.observe(self._slid, names="value")
+        self.steps.observe(self._typed, names="value")
         for box in (self.width, self.height):
             box.observe(self._snap, names="value")
-        super().__init__([self.steps, self.cfg, w.HBox([self.sampler, self.schedule]),
-                          w.HBox([self.width, self.height]), w.HBox([self.seed, self.randomize, self.lock]),
+        super().__init__([w.HBox([self.steps_slider, self.steps]), self.cfg, w.HBox([self.sampler, self.schedule]),
+                          w.HBox([self.width, self.height]), w.HBox([self.seed, self.dice, self.recycle, self.used]),
                           self.batch, self.strength, self.switch_at, self.note])
+
+    def _slid(self, change) -> None:
+        if change["new"] != min(self.steps.value, STEPS_SLIDER_MAX):  # not an echo of a typed count
+            self.steps.value = change["new"]
+
+    def _typed(self, change) -> None:
+        self.steps_slider.value = min(change["new"], STEPS_SLIDER_MAX)
 
     @property
     def controls(self) -> list:
@@ -116,41 +139,60 @@ class SamplingControls(w.VBox):
         return [self.steps, self.cfg, self.sampler, self.schedule, self.width, self.height, self.seed,
                 self.batch, self.strength, self.switch_at]
 
-    def new_seed(self) -> int:
-        self.seed.value = self.rng.randint(0, MAX_SEED)
-        return self.seed.value
+    def random_seed(self) -> None:
+        """The dice: -1, a new random seed every run (A1111's convention)."""
+        self.seed.value = -1
+
+    def reuse_seed(self) -> None:
+        """The recycle button: the seed the last run used (nothing before a first run)."""
+        if self.last_seed is not None:
+            self.seed.value = self.last_seed
+
+    def show_used(self, seed: int) -> None:
+        """Show the seed a run used (and keep it for the recycle button)."""
+        self.last_seed = seed
+        self.used.value = f"used {seed}"
+
+    def clear_note(self) -> None:
+        self.note.value = ""
 
     def _snap(self, change) -> None:
         value = change["new"]
+        if getattr(self, "_snapping", False):
+            return  # the snapped value itself: the note stays
+        if not value % SIZE_STEP and self.note.value.startswith(change["owner"].description):
+            self.note.value = ""  # a multiple of 8 typed since: the cause is gone
         if value % SIZE_STEP:
             near = snap(value)
             self.note.value = f"{change['owner'].description} {value} is not a multiple of 8: snapped to {near}."
-            change["owner"].value = near
+            self._snapping = True
+            try:
+                change["owner"].value = near
+            finally:
+                self._snapping = False
 
     def apply(self, params: Params) -> Params:
-        """`params` with these controls' values. An unlocked seed is -1 (a new random seed each run)."""
+        """`params` with these controls' values (the seed as typed: -1 draws a new one each run)."""
         return params.replace(steps=self.steps.value, cfg=self.cfg.value, sampler=self.sampler.value,
                               schedule=self.schedule.value, width=snap(self.width.value),
-                              height=snap(self.height.value), seed=self.seed.value if self.lock.value else -1,
+                              height=snap(self.height.value), seed=self.seed.value,
                               batch_size=self.batch.value, strength=self.strength.value,
                               switch_at=self.switch_at.value)
 
-    def show(self, params: Params, lock: bool | None = None) -> None:
-        """Set the controls from `params` (a restored result: its seed, locked unless `lock` says otherwise)."""
+    def show(self, params: Params) -> None:
+        """Set the controls from `params` (a restored result: its own seed)."""
         self.steps.value, self.cfg.value = params.steps, params.cfg
         self.sampler.value, self.schedule.value = params.sampler, params.schedule
         if params.width:
             self.width.value = params.width
         if params.height:
             self.height.value = params.height
-        if params.seed >= 0:
-            self.seed.value = params.seed
-        self.lock.value = params.seed >= 0 if lock is None else lock
+        self.seed.value = params.seed
         self.batch.value, self.strength.value = params.batch_size, params.strength
         self.switch_at.value = params.switch_at
 
     def _repr_mimebundle_(self, **kwargs):
-        seed = f"{self.seed.value} (locked)" if self.lock.value else "random"
+        seed = "random" if self.seed.value == -1 else self.seed.value
         return with_summary(super()._repr_mimebundle_(**kwargs), [
             f"SamplingControls: {self.sampler.value} / {self.schedule.value}, {self.steps.value} steps, "
             f"CFG {self.cfg.value}, {self.width.value}x{self.height.value}, seed {seed}, batch {self.batch.value}"])

@@ -8,9 +8,26 @@ import ipywidgets as w
 from .common import guarded, image_widget, png, with_summary
 
 
-def caption(result) -> str:
+def caption(result, index: int = 0) -> str:
+    """What tells two gallery pictures apart: prompt (shortened), mode, LoRAs, sampler, steps, CFG and seed."""
     p = result.params
-    return f"seed {result.seed} · {p.sampler} · {p.steps} steps · CFG {p.cfg:g}"
+    prompt = p.prompt if len(p.prompt) <= 40 else p.prompt[:39] + "…"
+    loras = ", ".join(f"{lora.name} {lora.weight:g}" for lora in getattr(result.model, "loras", ()) or ())
+    seed = result.seeds[index] if index < len(result.seeds) else result.seed
+    return " · ".join(part for part in (f"“{prompt}”", result.mode, loras and f"LoRA {loras}", p.sampler,
+                                        f"{p.steps} steps", f"CFG {p.cfg:g}", f"seed {seed}") if part)
+
+
+def picture_params(result, index: int):
+    """The Params that remake picture `index` of a result (its own seed)."""
+    return result.params.replace(seed=result.seeds[index] if index < len(result.seeds) else result.seed)
+
+
+def infotext_of(result, index: int = 0) -> str:
+    """A1111's infotext of picture `index`: the gallery's hover text."""
+    from ..recipes import infotext
+
+    return infotext(picture_params(result, index), result.model, result.mode)
 
 
 def free_path(folder, stem: str, suffix: str = ".png") -> Path:
@@ -24,63 +41,86 @@ def free_path(folder, stem: str, suffix: str = ".png") -> Path:
 
 
 class Gallery(w.VBox):
-    """The results of a session, newest first. "restore" hands a result's Params to the `on_restore`
-    callbacks (a Studio sets its controls from them); "save" writes the PNG with its recipe into `out_dir`."""
+    """The pictures of a session, newest first (every picture of a batch). "restore" hands a picture's Params to
+    the `on_restore` callbacks (a Studio sets its controls from them); "save" writes the PNG with its recipe into
+    `out_dir`. `pictures` holds (result, index in its batch); `on_change` callbacks hear of every new one."""
 
     def __init__(self, out_dir="outputs", thumb: int = 96, limit: int = 48):
         self.out_dir, self.thumb, self.limit = Path(out_dir), thumb, limit
-        self.results = []
-        self._restore = []
+        self.pictures = []
+        self._restore, self._change = [], []
         self.output = w.Output()
-        self.message = w.Label()
+        self.message = w.Label()  # above the tiles: in sight whatever the number of tiles
+        self.message.add_class("labkit-gallery-message")
         self.grid = w.HBox(layout=w.Layout(flex_flow="row wrap"))
-        super().__init__([self.grid, self.message, self.output])
+        super().__init__([self.message, self.output, self.grid])
+
+    @property
+    def results(self) -> list:
+        """The results, newest first (each once, whatever its batch size)."""
+        seen = []
+        for result, _ in self.pictures:
+            if not any(result is r for r in seen):
+                seen.append(result)
+        return seen
 
     def on_restore(self, callback) -> None:
         self._restore.append(callback)
 
+    def on_change(self, callback) -> None:
+        self._change.append(callback)
+
     def add(self, result) -> None:
-        self.results.insert(0, result)
-        del self.results[self.limit:]
+        self.pictures[:0] = [(result, i) for i in range(len(result.images))]
+        del self.pictures[self.limit:]
         self._redraw()
+        for callback in self._change:
+            callback()
 
     def restore(self, index: int):
-        """Hand result `index`'s Params (with its actual seed) to the restore callbacks; returns them."""
-        result = self.results[index]
-        params = result.params.replace(seed=result.seed)
+        """Hand picture `index`'s Params (with its own seed) to the restore callbacks; returns them."""
+        result, i = self.pictures[index]
+        params = picture_params(result, i)
         for callback in self._restore:
             callback(params)
-        self.message.value = f"restored: {caption(result)}"
+        self.message.value = f"restored: {caption(result, i)}"
         return params
 
     def save(self, index: int, path=None) -> Path:
-        """Write result `index` with its metadata to `path` (default: a free name in out_dir); never overwrites."""
-        result = self.results[index]
+        """Write picture `index` with its recipe to `path` (default: a free name in out_dir); never overwrites."""
+        from ..recipes import save_image
+
+        result, i = self.pictures[index]
+        params = picture_params(result, i)
         if path is None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            path = free_path(self.out_dir, f"labkit-{result.seed}")
-        saved = result.save(path)
+            path = free_path(self.out_dir, f"labkit-{params.seed}")
+        saved = save_image(result.images[i], path, params, model=result.model, mode=result.mode)
         self.message.value = f"saved {saved}"
         return saved
 
-    def _tile(self, index: int, result):
-        image = image_widget(self.thumb)
-        image.value = png(result.image)
+    def _tile(self, index: int, result, i: int):
+        import base64
+        import html
+
+        data = base64.b64encode(png(result.images[i])).decode()
+        image = w.HTML(f'<img src="data:image/png;base64,{data}" width="{self.thumb}" '
+                       f'title="{html.escape(infotext_of(result, i))}" style="image-rendering: pixelated">')
         restore = w.Button(description="restore", layout=w.Layout(width=f"{self.thumb}px"))
         save = w.Button(description="save", layout=w.Layout(width=f"{self.thumb}px"))
         restore.on_click(guarded(self.output, lambda _: self.restore(index)))
         save.on_click(guarded(self.output, lambda _: self.save(index)))
-        label = w.HTML(f"<small>{caption(result)}</small>", layout=w.Layout(width=f"{self.thumb}px"))
-        tile = w.VBox([image, label, restore, save])
+        label = w.HTML(f'<small title="{html.escape(infotext_of(result, i))}">{html.escape(caption(result, i))}'
+                       f'</small>', layout=w.Layout(width=f"{self.thumb + 40}px"))
+        tile = w.VBox([image, label, restore, save], layout=w.Layout(width=f"{self.thumb + 48}px"))
         tile.add_class("labkit-gallery-tile")
         return tile
 
     def _redraw(self) -> None:
-        self.grid.children = [self._tile(i, r) for i, r in enumerate(self.results)]
+        self.grid.children = [self._tile(n, result, i) for n, (result, i) in enumerate(self.pictures)]
 
     def _repr_mimebundle_(self, **kwargs):
-        lines = [f"Gallery: {len(self.results)} result(s)"] + [f"  {caption(r)}: {r.params.prompt[:60]!r}"
-                                                               for r in self.results[:10]]
+        lines = [f"Gallery: {len(self.pictures)} picture(s)"] + [f"  {caption(r, i)}" for r, i in self.pictures[:10]]
         return with_summary(super()._repr_mimebundle_(**kwargs), lines)
 
 
@@ -101,25 +141,54 @@ def _picture(item):
 
 
 class Compare(w.VBox):
-    """Two results (or PIL images) side by side, or one picture split by a slider."""
+    """Two results (or PIL images) side by side, or one picture split by a slider. Given a Gallery, two pickers
+    choose any two of its pictures (the newest two by default)."""
 
-    def __init__(self, a=None, b=None, width: int = 256):
-        self.a, self.b = None, None
+    def __init__(self, a=None, b=None, width: int = 256, gallery=None):
+        self.a, self.b, self.gallery = None, None, gallery
         self.mode = w.ToggleButtons(options=["side by side", "slider"], value="side by side")
         self.position = w.FloatSlider(0.5, min=0.0, max=1.0, step=0.01, description="split")
         self.left, self.right, self.split = image_widget(width), image_widget(width), image_widget(width)
-        self.labels = w.HBox([w.Label(), w.Label()])
+        self.pick_a = w.Dropdown(description="A", layout=w.Layout(width="420px"))
+        self.pick_b = w.Dropdown(description="B", layout=w.Layout(width="420px"))
+        self.labels = [w.HTML(layout=w.Layout(width=f"{width}px")), w.HTML(layout=w.Layout(width=f"{width}px"))]
         self.view = w.HBox()
         self.mode.observe(lambda _: self._redraw(), names="value")
         self.position.observe(lambda _: self._redraw(), names="value")
-        super().__init__([self.mode, self.view, self.labels])
+        for pick in (self.pick_a, self.pick_b):
+            pick.observe(lambda _: self._picked(), names="value")
+        pickers = [self.pick_a, self.pick_b] if gallery is not None else []
+        super().__init__([*pickers, self.mode, self.view])
+        if gallery is not None:
+            gallery.on_change(self.refresh)
         if a is not None or b is not None:
             self.set(a, b)
 
-    def set(self, a, b) -> None:
+    def refresh(self) -> None:
+        """Offer the gallery's pictures in both pickers; A the second newest, B the newest."""
+        options = [(f"{n + 1}: {caption(result, i)}", n) for n, (result, i) in enumerate(self.gallery.pictures)]
+        self._picking = True
+        self.pick_a.options, self.pick_b.options = options, options
+        if len(options) >= 2:
+            self.pick_a.value, self.pick_b.value = 1, 0
+        self._picking = False
+        self._picked()
+
+    def _picked(self) -> None:
+        if getattr(self, "_picking", False) or self.gallery is None or self.pick_a.value is None \
+                or self.pick_b.value is None:
+            return
+        (a, i), (b, j) = self.gallery.pictures[self.pick_a.value], self.gallery.pictures[self.pick_b.value]
+        self.set(a.images[i], b.images[j], caption(a, i), caption(b, j))
+
+    def set(self, a, b, label_a: str | None = None, label_b: str | None = None) -> None:
+        """Compare `a` and `b` (Results or pictures), each captioned under its own picture."""
+        import html
+
         self.a, self.b = a, b
-        self.labels.children[0].value = caption(a) if hasattr(a, "params") else ""
-        self.labels.children[1].value = caption(b) if hasattr(b, "params") else ""
+        for label, item, text in ((self.labels[0], a, label_a), (self.labels[1], b, label_b)):
+            text = text if text is not None else caption(item) if hasattr(item, "params") else ""
+            label.value = f"<small>{html.escape(text)}</small>"
         self._redraw()
 
     def _redraw(self) -> None:
@@ -128,10 +197,10 @@ class Compare(w.VBox):
             return
         if self.mode.value == "slider":
             self.split.value = png(split_view(_picture(self.a), _picture(self.b), self.position.value))
-            self.view.children = [w.VBox([self.split, self.position])]
+            self.view.children = [w.VBox([self.split, self.position, w.HBox(self.labels)])]
         else:
             self.left.value, self.right.value = png(_picture(self.a)), png(_picture(self.b))
-            self.view.children = [self.left, self.right]
+            self.view.children = [w.VBox([self.left, self.labels[0]]), w.VBox([self.right, self.labels[1]])]
 
     def _repr_mimebundle_(self, **kwargs):
         names = [caption(x) if hasattr(x, "params") else ("a picture" if x is not None else "nothing")

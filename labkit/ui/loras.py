@@ -44,14 +44,17 @@ class LoraToggles(w.VBox):
         self.output = w.Output()
         self.path = w.Text(placeholder="path/to/lora.safetensors or a name on the search paths",
                            layout=w.Layout(width="360px"))
-        self.choices = w.Dropdown(options=[], description="found", layout=w.Layout(width="260px"))
+        # a list box, not a dropdown: the LoRAs found on the search paths are in sight from the start
+        self.choices = w.Select(options=[], rows=4, description="found", layout=w.Layout(width="300px"))
+        self.choices.add_class("labkit-lora-found")
         self.add = w.Button(description="Add LoRA")
         self.add.add_class("labkit-lora-add")
         self.message = w.Label()
         self.list = w.VBox()
         self.add.on_click(guarded(self.output, lambda _: self.load_from_inputs()))
         self.refresh_choices()
-        super().__init__([self.list, w.HBox([self.path, self.choices, self.add]), self.message, self.output])
+        super().__init__([self.list, w.HBox([self.choices, w.VBox([self.path, self.add])]), self.message,
+                          self.output])
         self.refresh()
 
     def on_change(self, callback) -> None:
@@ -63,7 +66,8 @@ class LoraToggles(w.VBox):
 
     def refresh_choices(self) -> None:
         loaded = set(self.lab.loras.loaded)
-        self.choices.options = [""] + [n for n in self.lab.loras.files.names() if n not in loaded]
+        self.choices.options = [n for n in self.lab.loras.files.names() if n not in loaded]
+        self.choices.value = None  # listed, none picked until clicked
 
     def refresh(self) -> None:
         """Rebuild the rows from `lab.loras.loaded`."""
@@ -87,7 +91,7 @@ class LoraToggles(w.VBox):
     def load_from_inputs(self):
         target = self.path.value.strip() or self.choices.value
         if not target:
-            self.message.value = "type a path or pick a LoRA found on the search paths"
+            self.message.value = "type a path or click a LoRA in the 'found' list"
             return None
         self.output.clear_output()
         try:

@@ -26,11 +26,13 @@ class StepPreview(w.VBox):
         self.status.add_class("labkit-step-status")
         self.image = image_widget(width)
         self.image.add_class("labkit-step-preview")
-        self.interrupt_button = w.Button(description="Interrupt", button_style="warning", disabled=True)
+        self.image.layout.display = "none"  # only while a run goes: the finished picture is shown once, above
+        self.interrupt_button = w.Button(description="Interrupt", disabled=True, tooltip="stop after this step")
         self.interrupt_button.add_class("labkit-interrupt")
         self.interrupt_button.on_click(lambda _: self.interrupt())
         self.steps_done = 0
         self.interrupted = False
+        self._t0 = perf_counter()  # finish() may come before any start() (an error before a run)
         super().__init__([w.HBox([self.bar, self.interrupt_button]), self.status, self.image])
 
     @property
@@ -48,7 +50,8 @@ class StepPreview(w.VBox):
         self.previews = 0
         self.bar.max, self.bar.value = max(1, total or 1), 0
         self.status.value = "starting"
-        self.interrupt_button.disabled = False
+        self.interrupt_button.disabled, self.interrupt_button.button_style = False, "warning"
+        self.image.layout.display = None
 
     def interrupt(self) -> None:
         """Ask the running generation to stop after its current step."""
@@ -59,7 +62,7 @@ class StepPreview(w.VBox):
         """The Lab's per-step callback: update the bar and preview; False once Interrupt was pressed."""
         self.steps_done = step + 1
         self.bar.max, self.bar.value = max(1, total), step + 1
-        self.status.value = f"step {step + 1}/{total}, {perf_counter() - self._t0:.1f} s"
+        self.status.value = f"step {step + 1}/{total}, {perf_counter() - self._t0:.1f} s (preview below)"
         now = perf_counter()
         if self.previewer is not None and now - self._last_preview >= self.interval and step + 1 < total:
             self.image.value = png(self.previewer(latents))
@@ -70,7 +73,8 @@ class StepPreview(w.VBox):
         return True
 
     def finish(self, note: str = "") -> None:
-        self.interrupt_button.disabled = True
+        self.interrupt_button.disabled, self.interrupt_button.button_style = True, ""  # idle looks idle
+        self.image.layout.display = "none"
         done = f"interrupted after step {self.steps_done}" if self.interrupted else "done"
         self.status.value = f"{done}, {perf_counter() - self._t0:.2f} s" + (f" — {note}" if note else "")
 

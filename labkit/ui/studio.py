@@ -6,6 +6,7 @@ settings as they are when it starts; further presses while one is queued change 
 """
 
 import base64
+import html
 import threading
 from contextlib import contextmanager
 
@@ -19,6 +20,14 @@ from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
 from .loras import LoraToggles
 from .progress import StepPreview
+
+TYPING_PAUSE = 1.0  # seconds a live Studio waits after the last keystroke in a prompt before it runs
+# Long texts wrap inside their column instead of widening it; text boxes fit their column, borders included.
+STYLE = """
+.labkit-studio .labkit-notes, .labkit-studio .labkit-error { overflow-wrap: anywhere; word-break: break-word; }
+.labkit-studio textarea { box-sizing: border-box; max-width: 100%; }
+.labkit-studio .labkit-output img, .labkit-studio img { max-width: 100%; }
+"""
 
 
 class Runner:
@@ -71,7 +80,7 @@ class Studio(w.VBox):
                  preview: str = "auto"):
         from .mask import MaskCanvas
 
-        self.lab, self.refiner, self.debounce = lab, refiner, debounce
+        self.lab, self.refiner, self.debounce, self.typing_pause = lab, refiner, debounce, TYPING_PAUSE
         self._lock = threading.Lock()  # never two runs on one pipeline at once
         self._quiet = 0  # > 0 while the Studio itself sets controls (no live re-generation then)
         self._timer = None
@@ -85,7 +94,8 @@ class Studio(w.VBox):
         self.loras = LoraToggles(lab)
         self.mask = MaskCanvas()
         self.preview = StepPreview(lab, preview)
-        self.gallery, self.compare = Gallery(out_dir), Compare()
+        self.gallery = Gallery(out_dir)
+        self.compare = Compare(gallery=self.gallery)
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
         self.generate_button = w.Button(description="Generate", button_style="primary")
         self.generate_button.add_class("labkit-generate")
@@ -94,8 +104,15 @@ class Studio(w.VBox):
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="input picture")
         self.image = image_widget(max(256, lab.native_size))
         self.image.add_class("labkit-output")
-        self.notes = w.HTML()
-        self.errors = w.Output()
+        self.image.layout.display = "none"  # no empty box before the first picture: the hint stands there
+        self.hint = w.HTML("<i>Press Generate (or Ctrl+Enter in the prompt): the picture appears here.</i>")
+        self.batch_view = w.HBox(layout=w.Layout(flex_flow="row wrap", display="none"))
+        self.pick = w.ToggleButtons(options=[], layout=w.Layout(display="none"), style={"button_width": "auto"})
+        self.pick.add_class("labkit-pick")
+        self.selected = 0  # the picture of the batch that "use as input" takes
+        self.notes = w.HTML(layout=w.Layout(max_width="100%"))
+        self.notes.add_class("labkit-notes")
+        self.errors = w.Output(layout=w.Layout(max_width="100%", overflow="auto"))
         self.runner = Runner(self._work, self._error)
         self._wire()
         super().__init__(self._layout())
@@ -104,13 +121,15 @@ class Studio(w.VBox):
 
     # ---- layout and events -----------------------------------------------------------------------------
     def _layout(self) -> list:
-        controls = w.VBox([self.prompt, self.sampling], layout=w.Layout(width="480px"))
-        picture = w.VBox([w.HBox([self.generate_button, self.live, self.use_output]), self.image, self.notes,
-                          self.preview])
+        controls = w.VBox([self.prompt, self.sampling], layout=w.Layout(width="480px", min_width="480px"))
+        side = max(256, self.lab.native_size)
+        picture = w.VBox([w.HBox([self.generate_button, self.live, self.use_output]), self.hint, self.image,
+                          self.batch_view, self.pick, self.notes, self.preview],
+                         layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
         tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare])
         for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare")):
             tabs.set_title(i, title)
-        return [self.mode, w.HBox([controls, picture]), tabs, self.errors]
+        return [w.HTML(f"<style>{STYLE}</style>"), self.mode, w.HBox([controls, picture]), tabs, self.errors]
 
     def _wire(self) -> None:
         self.generate_button.on_click(lambda _: self.start())
@@ -120,7 +139,7 @@ class Studio(w.VBox):
         self.gallery.on_restore(self.show_params)
         for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, self.mode]:
             control.observe(self._changed, names="value")
-        self.sampling.lock.observe(self._changed, names="value")
+        self.pick.observe(lambda c: self._select(c["new"]), names="value")
         self.loras.on_change(lambda: self._changed(None))
         self.mask.observe(self._changed, names=["strokes", "inverted"])
 
@@ -145,12 +164,14 @@ class Studio(w.VBox):
             self._quiet -= 1
 
     def _changed(self, change) -> None:
-        """A control moved: with "live" on, generate again once the controls rest for `debounce` seconds."""
+        """A control moved: with "live" on, generate again once the controls rest for `debounce` seconds (a
+        prompt being typed: once typing pauses for `typing_pause`, so half-typed words start no run)."""
         if self._quiet or not self.live.value:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = threading.Timer(self.debounce, self.start)
+        typing = change is not None and change.get("owner") in (self.prompt.prompt, self.prompt.negative)
+        self._timer = threading.Timer(self.typing_pause if typing else self.debounce, self.start)
         self._timer.daemon = True
         self._timer.start()
 
@@ -178,7 +199,7 @@ class Studio(w.VBox):
     def use_result(self) -> None:
         if self.result is None:
             raise BadInput("Nothing generated yet: press Generate first, or upload an input picture.")
-        self.set_input(self.result.image)
+        self.set_input(self.result.images[self.selected])
         if self.mode.value == "txt2img":
             self.mode.value = "img2img"
 
@@ -194,7 +215,14 @@ class Studio(w.VBox):
     # ---- running ---------------------------------------------------------------------------------------
     def start(self) -> bool:
         """Generate on the worker thread (what the button does); queued if a run is going."""
+        self.clear_messages()
         return self.runner.request()
+
+    def clear_messages(self) -> None:
+        """Errors and notes are about the last run: a new run starts without them."""
+        self.errors.clear_output()
+        self.notes.value = ""
+        self.sampling.clear_note()
 
     def generate(self, **overrides):
         """Generate now on this thread with the controls' settings (and `overrides`); returns the Result."""
@@ -215,7 +243,7 @@ class Studio(w.VBox):
 
     def _run(self, params: Params):
         mode = self.mode.value
-        self.errors.clear_output()
+        self.clear_messages()
         self.generate_button.description = "Generating…"
         self.preview.start(params.steps)
         try:
@@ -242,23 +270,51 @@ class Studio(w.VBox):
 
     def _show(self, result) -> None:
         previous, self.result = self.result, result
-        self.image.value = png(result.image)
+        self.hint.layout.display, self.image.layout.display = "none", None
+        self.sampling.show_used(result.seed)  # the seed field keeps what was typed (-1 stays random)
+        self._show_batch(result)
         notes = list(result.notes) + ([f"interrupted after step {self.preview.steps_done}"]
                                       if self.preview.interrupted else [])
-        self.notes.value = "<br>".join(f"<small>{n}</small>" for n in notes)
-        if not self.sampling.lock.value:  # show the seed this run drew, so it can be locked
-            with self._quietly():
-                self.sampling.seed.value = result.seed
+        self.notes.value = "<br>".join(f"<small>{html.escape(n)}</small>" for n in notes)
         if not self.preview.interrupted:
             self.gallery.add(result)
-            if previous is not None:
+            if previous is not None and self.compare.gallery is None:
                 self.compare.set(previous, result)
 
+    def _show_batch(self, result) -> None:
+        """One picture: shown large. A batch: every picture as a grid, the picked one large."""
+        many = len(result.images) > 1
+        thumb = max(48, (max(256, self.lab.native_size)) // min(4, len(result.images)) - 8)
+        tiles = []
+        for image in result.images if many else []:
+            tile = image_widget(thumb)
+            tile.value = png(image)
+            tiles.append(tile)
+        self.batch_view.children = tiles
+        self.batch_view.layout.display = None if many else "none"
+        with self._quietly():
+            self.pick.options = [(f"seed {seed}", i) for i, seed in enumerate(result.seeds)] if many else []
+            self.pick.layout.display = None if many else "none"
+            self.selected = 0
+            if many:
+                self.pick.value = 0
+        self.image.value = png(result.images[0])
+
+    def _select(self, index) -> None:
+        """Pick picture `index` of the batch: shown large, and what "use as input" takes."""
+        if index is None or self.result is None:
+            return
+        self.selected = index
+        self.image.value = png(self.result.images[index])
+
     def _error(self, error: BaseException) -> None:
+        from ..errors import LabkitError
+
         self.preview.finish()
         self.preview.status.value = f"error: {type(error).__name__}"  # not "done": the run gave no picture
-        show_error(self.errors, error)
-        self.notes.value = f"<span class='labkit-error'>{type(error).__name__}: {error}</span>"
+        self.notes.value = f"<span class='labkit-error'>{html.escape(f'{type(error).__name__}: {error}')}</span>"
+        if not isinstance(error, LabkitError):  # a bug: the traceback too, scrolled inside its own box
+            show_error(self.errors, error)
 
     # ---- headless display ------------------------------------------------------------------------------
     def summary(self) -> list[str]:

@@ -40,7 +40,7 @@ def write_notebook(path, lora=None) -> None:
 
     cells = [nbformat.v4.new_code_cell('import labkit\nfrom labkit.ui import Studio\nlab = labkit.open("toy")\n'
                                        's = Studio(lab)\ns')]
-    setup = "s.sampling.seed.value, s.sampling.lock.value = 7, True  # the same noise every run\n"
+    setup = "s.sampling.seed.value = 7  # the same noise every run\n"
     if lora is not None:
         setup += f"s.loras.load({str(lora)!r})"
     cells.append(nbformat.v4.new_code_cell(setup))

@@ -1,0 +1,175 @@
+"""Each Studio defect a newcomer met (issue #19), pinned: driven as a front end would drive the panel (traits
+set, handlers called), each failing on the Studio before the fix."""
+
+import time
+
+import pytest
+from tests.helpers.labs import make_lab
+
+import labkit
+from labkit import Params
+from labkit.ui import Studio
+from labkit.ui.gallery import caption
+from labkit.ui.mask import MaskCanvas
+
+
+@pytest.fixture()
+def lab():
+    return make_lab("toy", seed=11)
+
+
+def studio(lab, **kw):
+    return Studio(lab, params=Params(prompt="a red circle on a white background", steps=3, sampler="Euler", seed=5),
+                  debounce=0.01, **kw)
+
+
+def test_a_batch_of_four_shows_four_pictures_in_the_panel_and_the_gallery(lab):
+    s = studio(lab)
+    s.sampling.batch.value = 4
+    r = s.generate()
+    assert len(r.images) == 4 and len(s.batch_view.children) == 4
+    assert s.batch_view.layout.display != "none" and [label for label, _ in s.pick.options] == [
+        f"seed {seed}" for seed in r.seeds]
+    assert len(s.gallery.pictures) == 4 and len(s.gallery.grid.children) == 4
+    s.pick.value = 2  # pick the third picture: shown large, and what "use as input" takes
+    assert s.image.value == s.batch_view.children[2].value
+    s.use_result()
+    assert s.input_image.tobytes() == r.images[2].convert("RGB").tobytes()
+    s.sampling.batch.value = 1
+    s.mode.value = "txt2img"
+    s.generate()
+    assert s.batch_view.layout.display == "none" and s.pick.layout.display == "none"
+
+
+def test_a_typed_seed_is_used_as_typed_and_not_overwritten(lab):
+    s = studio(lab)
+    s.sampling.seed.value = 1234
+    first, second = s.generate(), s.generate()
+    assert first.seed == second.seed == 1234 and s.sampling.seed.value == 1234
+    assert s.sampling.used.value == "used 1234"
+    s.sampling.dice.click()
+    assert s.sampling.seed.value == -1
+    drawn = s.generate().seed
+    assert s.sampling.seed.value == -1 and s.sampling.used.value == f"used {drawn}"
+    s.sampling.recycle.click()
+    assert s.sampling.seed.value == drawn and s.generate().seed == drawn
+
+
+def test_errors_and_notes_go_once_the_next_run_succeeds(lab):
+    s = studio(lab)
+    s.sampling.width.value = 100  # snapped to 104, and said
+    assert "snapped to 104" in s.sampling.note.value
+    s.sampling.width.value = 64  # the cause is gone: so is the note
+    assert s.sampling.note.value == ""
+    s.sampling.width.value = 100
+    s.mode.value = "img2img"  # no input picture: an error
+    s.start()
+    assert s.wait(60) and "use as input" in s.notes.value
+    s.mode.value = "txt2img"
+    s.start()
+    assert s.wait(60) and s.result is not None
+    assert "labkit-error" not in s.notes.value and not s.errors.outputs and s.sampling.note.value == ""
+
+
+def test_a_long_error_wraps_inside_the_picture_column(lab):
+    from labkit.ui.studio import STYLE
+
+    s = studio(lab)
+    s._error(labkit.BadInput("x" * 2000))
+    picture_column = s.children[2].children[1]
+    assert picture_column.layout.width and picture_column.layout.overflow == "hidden"  # cannot widen
+    assert "labkit-notes" in s.notes._dom_classes and "overflow-wrap: anywhere" in STYLE
+    assert not s.errors.outputs  # no second, unwrapped copy of it
+
+
+def test_no_empty_box_before_the_first_picture_and_the_picture_shown_once(lab):
+    s = studio(lab)
+    assert s.image.layout.display == "none" and s.hint.layout.display != "none"
+    assert s.preview.image.layout.display == "none"
+    s.generate()
+    assert s.image.layout.display != "none" and s.hint.layout.display == "none"
+    assert s.preview.image.layout.display == "none"  # the step preview is gone once the picture is there
+
+
+def test_interrupt_looks_idle_while_idle(lab):
+    s = studio(lab)
+    seen = []
+    button = s.preview.interrupt_button
+    assert button.disabled and button.button_style == ""
+    original = s.preview.on_step
+
+    def spy(step, total, latents):
+        seen.append((button.disabled, button.button_style))
+        return original(step, total, latents)
+
+    s.preview.on_step = spy
+    s.generate()
+    assert seen and all(state == (False, "warning") for state in seen)  # live during the run
+    assert button.disabled and button.button_style == ""
+
+
+def test_gallery_captions_tell_pictures_apart_and_hover_gives_the_infotext(lab):
+    s = studio(lab)
+    s.generate()
+    s.prompt.prompt.value = "a blue star on a black background"
+    s.generate()
+    first, second = (caption(result, i) for result, i in s.gallery.pictures)
+    assert "a blue star" in first and "a red circle" in second and "txt2img" in first and "seed 5" in first
+    tile = s.gallery.grid.children[0]
+    assert "title=" in tile.children[0].value and "Steps: 3, Sampler: Euler" in tile.children[0].value
+    assert s.gallery.children[0] is s.gallery.message  # "saved ..." above the tiles, in sight
+
+
+def test_gallery_caption_names_the_loras():
+    lab = labkit.open("toy")
+    result = lab.txt2img("a red circle on a white background <lora:outline:0.8>", steps=2, seed=1)
+    assert "LoRA outline 0.8" in caption(result)
+
+
+def test_compare_picks_any_two_gallery_pictures(lab):
+    s = studio(lab)
+    for cfg in (2.0, 3.0, 4.0):
+        s.sampling.cfg.value = cfg
+        s.generate()
+    assert len(s.compare.pick_a.options) == 3
+    assert "CFG 3" in s.compare.labels[0].value and "CFG 4" in s.compare.labels[1].value  # the newest two
+    s.compare.pick_a.value = 2  # the oldest
+    assert "CFG 2" in s.compare.labels[0].value and s.compare.a is not None
+    assert len(s.compare.view.children) == 2 and "CFG 4" in s.compare.labels[1].value
+
+
+def test_live_typing_starts_one_run_when_typing_pauses(lab):
+    s = studio(lab)
+    s.typing_pause = 0.3
+    runs = []
+    original = s._run
+    s._run = lambda params: runs.append(params.prompt) or original(params)
+    s.live.value = True
+    for i in range(1, 8):  # a keystroke every 50 ms
+        s.prompt.prompt.value = "a blue star"[:i]
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert s.wait(60) and runs == ["a blue "]  # one run, with the text as it rested
+
+
+def test_shipped_loras_are_listed_from_the_start():
+    s = Studio(labkit.open("toy"))
+    found = s.loras.choices
+    assert "outline" in found.options and found.rows >= 4  # a list box: in sight without opening anything
+
+
+def test_the_empty_mask_canvas_points_to_use_as_input_or_upload():
+    from pathlib import Path
+
+    js = (Path(labkit.__file__).parent.parent / "widgets" / "mask_canvas.js").read_text()
+    assert "use as input" in js and "upload" in js and "set_image(image) in Python" not in js
+    with pytest.raises(labkit.BadInput, match="use as input.*upload"):
+        MaskCanvas().mask
+
+
+def test_typing_200_steps_gives_200_steps(lab):
+    s = studio(lab)
+    s.sampling.steps.value = 200
+    assert s.params.steps == 200 and s.sampling.steps_slider.value == 150
+    s.sampling.steps_slider.value = 30
+    assert s.params.steps == 30
