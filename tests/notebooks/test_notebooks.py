@@ -68,3 +68,16 @@ def test_every_notebook_has_a_parameters_cell():
         for name in ("model", "device", "dtype", "seed", "steps", "out_dir"):
             assert f"{name} =" in tagged[0].source, (path.name, name)
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name}: strip outputs"
+
+
+def test_every_notebook_has_what_jupyterlab_would_add_on_opening():
+    """JupyterLab fills in `language_info` and the kernel's display name when a notebook's kernel starts; a
+    notebook without them shows as modified as soon as it opens, and autosave rewrites it (issue #19; the browser
+    test tests/browser/test_shipped_notebooks.py watches it happen)."""
+    import nbformat
+
+    for path in NOTEBOOKS:
+        metadata = nbformat.read(path, as_version=4).metadata
+        assert metadata.kernelspec == {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                       "name": "python3"}, path.name
+        assert metadata.get("language_info", {}).get("name") == "python", path.name
