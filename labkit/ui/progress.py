@@ -62,7 +62,9 @@ class StepPreview(w.VBox):
         """The Lab's per-step callback: update the bar and preview; False once Interrupt was pressed."""
         self.steps_done = step + 1
         self.bar.max, self.bar.value = max(1, total), step + 1
-        self.status.value = f"step {step + 1}/{total}, {perf_counter() - self._t0:.1f} s (preview below)"
+        elapsed = perf_counter() - self._t0
+        left = elapsed / (step + 1) * (total - step - 1)
+        self.status.value = f"step {step + 1}/{total}, {elapsed:.1f} s, about {left:.1f} s left (preview below)"
         now = perf_counter()
         if self.previewer is not None and now - self._last_preview >= self.interval and step + 1 < total:
             self.image.value = png(self.previewer(latents))

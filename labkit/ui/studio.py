@@ -1,8 +1,9 @@
 """Studio: the panels composed into one place to tweak live, over one Lab.
 
 Generation runs on a worker thread so Interrupt and every other control answer during a run. One run at a time
-per Studio: pressing Generate (or moving a control with "live" on) during a run queues one more run with the
-settings as they are when it starts; further presses while one is queued change nothing.
+per Studio: pressing Generate during a run queues a run with the settings as they are at the press (the queue is
+shown, and "clear queue" drops the waiting runs); with "live" on, a moved control queues one run, and further
+tweaks replace it while it waits.
 """
 
 import base64
@@ -31,36 +32,52 @@ STYLE = """
 
 
 class Runner:
-    """Runs `work` on a worker thread, one run at a time; a request during a run queues (at most) one more."""
+    """Runs queued jobs on a worker thread, one at a time, in order. `queue` holds the jobs waiting (each the
+    settings as they were when asked for); `on_queue(n)` hears the length whenever it changes; `clear()` drops
+    the waiting ones (the run going on finishes)."""
 
-    def __init__(self, work, on_error):
-        self.work, self.on_error = work, on_error
+    def __init__(self, work, on_error, on_queue=None):
+        self.work, self.on_error, self.on_queue = work, on_error, on_queue or (lambda n: None)
         self._guard = threading.Lock()
-        self.busy = self.pending = False
+        self.busy = False
+        self.queue = []
         self.thread = None
 
-    def request(self) -> bool:
-        """Start a run, or queue one if a run is going; True if a new thread started."""
+    def request(self, job, replace_last: bool = False) -> bool:
+        """Queue `job` (or replace the last waiting one: live tweaks coalesce); True if a new thread started."""
         with self._guard:
-            if self.busy:
-                self.pending = True
-                return False
-            self.busy = True
-        self.thread = threading.Thread(target=self._loop, name="labkit-studio", daemon=True)
-        self.thread.start()
-        return True
+            if replace_last and self.queue:
+                self.queue[-1] = job
+            else:
+                self.queue.append(job)
+            started, self.busy = not self.busy, True
+            waiting = len(self.queue) - started
+        self.on_queue(waiting)
+        if started:
+            self.thread = threading.Thread(target=self._loop, name="labkit-studio", daemon=True)
+            self.thread.start()
+        return started
+
+    def clear(self) -> int:
+        """Drop the jobs still waiting; how many were dropped."""
+        with self._guard:
+            dropped, self.queue = len(self.queue), []
+        self.on_queue(0)
+        return dropped
 
     def _loop(self) -> None:
         while True:
-            try:
-                self.work()
-            except Exception as error:  # shown in the panel; the worker goes on
-                self.on_error(error)
             with self._guard:
-                if not self.pending:
+                if not self.queue:
                     self.busy = False
                     return
-                self.pending = False
+                job = self.queue.pop(0)
+                waiting = len(self.queue)
+            self.on_queue(waiting)
+            try:
+                self.work(job)
+            except Exception as error:  # shown in the panel; the worker goes on
+                self.on_error(error)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the worker is idle; True if it is."""
@@ -113,7 +130,10 @@ class Studio(w.VBox):
         self.notes = w.HTML(layout=w.Layout(max_width="100%"))
         self.notes.add_class("labkit-notes")
         self.errors = w.Output(layout=w.Layout(max_width="100%", overflow="auto"))
-        self.runner = Runner(self._work, self._error)
+        self.queued = w.Label()
+        self.queued.add_class("labkit-queue")
+        self.clear_queue = w.Button(description="clear queue", layout=w.Layout(display="none", width="110px"))
+        self.runner = Runner(self._work, self._error, self._show_queue)
         self._wire()
         super().__init__(self._layout())
         self.add_class("labkit-studio")
@@ -123,7 +143,8 @@ class Studio(w.VBox):
     def _layout(self) -> list:
         controls = w.VBox([self.prompt, self.sampling], layout=w.Layout(width="480px", min_width="480px"))
         side = max(256, self.lab.native_size)
-        picture = w.VBox([w.HBox([self.generate_button, self.live, self.use_output]), self.hint, self.image,
+        picture = w.VBox([w.HBox([self.generate_button, self.live, self.use_output]),
+                          w.HBox([self.queued, self.clear_queue]), self.hint, self.image,
                           self.batch_view, self.pick, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
         tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare])
@@ -133,6 +154,7 @@ class Studio(w.VBox):
 
     def _wire(self) -> None:
         self.generate_button.on_click(lambda _: self.start())
+        self.clear_queue.on_click(lambda _: self.runner.clear())
         self.use_output.on_click(lambda _: self._guard(self.use_result))
         self.upload.observe(lambda c: self._guard(self._uploaded, c), names="value")
         self.mode.observe(lambda _: self._show_mode(), names="value")
@@ -171,7 +193,7 @@ class Studio(w.VBox):
         if self._timer is not None:
             self._timer.cancel()
         typing = change is not None and change.get("owner") in (self.prompt.prompt, self.prompt.negative)
-        self._timer = threading.Timer(self.typing_pause if typing else self.debounce, self.start)
+        self._timer = threading.Timer(self.typing_pause if typing else self.debounce, self.start, kwargs={"live": True})
         self._timer.daemon = True
         self._timer.start()
 
@@ -213,10 +235,15 @@ class Studio(w.VBox):
             self.set_input(Image.open(io.BytesIO(bytes(files[0]["content"]))))
 
     # ---- running ---------------------------------------------------------------------------------------
-    def start(self) -> bool:
-        """Generate on the worker thread (what the button does); queued if a run is going."""
+    def start(self, live: bool = False) -> bool:
+        """Generate on the worker thread with the settings as they are now (what the button does); queued behind
+        a run going on (a live tweak replaces the live tweak still waiting)."""
         self.clear_messages()
-        return self.runner.request()
+        return self.runner.request((self.mode.value, self.params), replace_last=live)
+
+    def _show_queue(self, waiting: int) -> None:
+        self.queued.value = f"{waiting} queued" if waiting else ""
+        self.clear_queue.layout.display = None if waiting else "none"
 
     def clear_messages(self) -> None:
         """Errors and notes are about the last run: a new run starts without them."""
@@ -237,12 +264,13 @@ class Studio(w.VBox):
             timer.join(timeout)
         return self.runner.wait(timeout)
 
-    def _work(self) -> None:
+    def _work(self, job) -> None:
+        mode, params = job
         with self._lock:
-            self._run(self.params)
+            self._run(params, mode)
 
-    def _run(self, params: Params):
-        mode = self.mode.value
+    def _run(self, params: Params, mode: str | None = None):
+        mode = mode or self.mode.value
         self.clear_messages()
         self.generate_button.description = "Generating…"
         self.preview.start(params.steps)

@@ -143,7 +143,7 @@ def test_live_typing_starts_one_run_when_typing_pauses(lab):
     s.typing_pause = 0.3
     runs = []
     original = s._run
-    s._run = lambda params: runs.append(params.prompt) or original(params)
+    s._run = lambda params, mode=None: runs.append(params.prompt) or original(params, mode)
     s.live.value = True
     for i in range(1, 8):  # a keystroke every 50 ms
         s.prompt.prompt.value = "a blue star"[:i]
@@ -173,3 +173,41 @@ def test_typing_200_steps_gives_200_steps(lab):
     assert s.params.steps == 200 and s.sampling.steps_slider.value == 150
     s.sampling.steps_slider.value = 30
     assert s.params.steps == 30
+
+
+def test_runs_asked_for_during_a_run_wait_in_a_visible_queue_that_can_be_cleared(lab):
+    import threading
+
+    s = studio(lab)
+    release, cfgs = threading.Event(), []
+    original = s._call
+
+    def call(mode, params):
+        cfgs.append(params.cfg)
+        if len(cfgs) == 1:
+            release.wait(30)  # the first run takes its time
+        return original(mode, params)
+
+    s._call = call
+    s.sampling.cfg.value = 2.0
+    assert s.start()
+    for cfg in (3.0, 4.0):  # each press queues the settings as they are at the press
+        s.sampling.cfg.value = cfg
+        s.start()
+    assert s.queued.value == "2 queued" and s.clear_queue.layout.display != "none"
+    s.clear_queue.click()
+    assert s.queued.value == "" and s.clear_queue.layout.display == "none"
+    s.sampling.cfg.value = 5.0
+    s.start()
+    assert s.queued.value == "1 queued"
+    release.set()
+    assert s.wait(60) and cfgs == [2.0, 5.0] and s.queued.value == ""
+
+
+def test_the_progress_line_gives_the_time_left():
+    from labkit.ui import StepPreview
+
+    preview = StepPreview()
+    preview.start(10)
+    preview.on_step(3, 10, None)
+    assert "step 4/10" in preview.status.value and "s left" in preview.status.value
