@@ -19,6 +19,7 @@ from ..params import Params
 from .common import image_widget, png, show_error, with_summary
 from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
+from .hotkeys import Hotkeys
 from .loras import LoraToggles
 from .progress import StepPreview
 
@@ -134,6 +135,7 @@ class Studio(w.VBox):
         self.queued.add_class("labkit-queue")
         self.clear_queue = w.Button(description="clear queue", layout=w.Layout(display="none", width="110px"))
         self.runner = Runner(self._work, self._error, self._show_queue)
+        self.hotkeys = Hotkeys(lambda: self._guard(self.start))  # Ctrl+Enter anywhere in the panel
         self._wire()
         super().__init__(self._layout())
         self.add_class("labkit-studio")
@@ -150,7 +152,7 @@ class Studio(w.VBox):
         tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare])
         for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare")):
             tabs.set_title(i, title)
-        return [w.HTML(f"<style>{STYLE}</style>"), self.mode, w.HBox([controls, picture]), tabs, self.errors]
+        return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs, self.errors]
 
     def _wire(self) -> None:
         self.generate_button.on_click(lambda _: self.start())

@@ -261,6 +261,26 @@ def test_generate_shows_a_picture(lab_page, artifacts):
     assert typed == TYPED_PROMPT and used.startswith(TYPED_PROMPT), (typed, used)
 
 
+def test_ctrl_enter_in_the_prompt_generates_and_runs_no_cell(lab_page, artifacts):
+    page = lab_page
+    set_mode(page, "txt2img")
+    before = page.evaluate(PROMPTS_JS)
+    tiles = page.locator(TILES).count()
+    page.evaluate(ARM_JS, STATUS)
+    prompt = page.locator(PROMPT)
+    prompt.click()
+    prompt.press("ControlOrMeta+a")
+    prompt.press_sequentially("a red star on a white background")
+    prompt.press("Control+Enter")
+    page.wait_for_function("() => window.__labkitRunEnd !== null")
+    assert page.evaluate("() => window.__labkitRunEnd").startswith("done")
+    page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length > n",
+                           arg=[TILES, min(tiles, GALLERY_LIMIT - 1)])
+    assert page.evaluate(PROMPTS_JS) == before  # JupyterLab did not also run the notebook's cell
+    assert run_code(page, "s.result.params.prompt").startswith("a red star on a white background")
+    run_code(page, f"setattr(s.prompt.prompt, 'value', {TYPED_PROMPT!r})")  # the prompt the later tests expect
+
+
 def test_sampling_sliders_are_shown(lab_page):
     """steps, CFG and batch size are on screen in txt2img (strength and switch_at are hidden there)."""
     for name in ("steps", "CFG scale", "batch size"):
