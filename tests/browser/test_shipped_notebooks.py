@@ -22,7 +22,8 @@ def test_opening_a_shipped_notebook_leaves_it_unmodified(browser, jupyter, artif
     page = context.new_page()
     page.set_default_timeout(120_000)
     try:
-        page.goto(jupyter.url(f"lab/tree/{name}"))
+        # a workspace of its own: the default one would reopen this notebook in the other browser tests' pages
+        page.goto(jupyter.url(f"lab/workspaces/shipped-{Path(name).stem}/tree/{name}"))
         page.wait_for_selector(".jp-Notebook .jp-Cell")
         page.wait_for_function(KERNEL_IDLE)  # the kernel answered: JupyterLab has written what it learns from it
         page.wait_for_timeout(1500)  # any later metadata change would show by now
