@@ -19,16 +19,16 @@ class PromptPanel(w.VBox):
 
     def __init__(self, tokenizer=None, prompt: str = "", negative_prompt: str = "", steps: int = 20):
         self.tokenizer, self.steps = tokenizer, steps
-        self.prompt = w.Textarea(value=prompt, placeholder="prompt", rows=3,
-                                 layout=w.Layout(width="100%"))
+        # width "auto", not "100%": a widget's 2 px margins would then stick out of the column (a sideways scrollbar)
+        self.prompt = w.Textarea(value=prompt, placeholder="prompt", rows=3, layout=w.Layout(width="auto"))
         self.negative = w.Textarea(value=negative_prompt, placeholder="negative prompt", rows=2,
-                                   layout=w.Layout(width="100%"))
+                                   layout=w.Layout(width="auto"))
         self.prompt.add_class("labkit-prompt")
         self.negative.add_class("labkit-negative")
         self.prompt_count, self.negative_count = w.Label(), w.Label()
         self.prompt_count.add_class("labkit-token-count")
         super().__init__([self.prompt, self.prompt_count, self.negative, self.negative_count],
-                         layout=w.Layout(width="100%"))
+                         layout=w.Layout(width="auto"))
         self.prompt.observe(self._recount, names="value")
         self.negative.observe(self._recount, names="value")
         self._recount()
