@@ -152,7 +152,9 @@ class Studio(w.VBox):
         tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare])
         for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare")):
             tabs.set_title(i, title)
-        return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs, self.errors]
+        self.picture_column = picture
+        return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs,
+                self.errors]
 
     def _wire(self) -> None:
         self.generate_button.on_click(lambda _: self.start())

@@ -76,7 +76,7 @@ def test_a_long_error_wraps_inside_the_picture_column(lab):
 
     s = studio(lab)
     s._error(labkit.BadInput("x" * 2000))
-    picture_column = s.children[2].children[1]
+    picture_column = s.picture_column
     assert picture_column.layout.width and picture_column.layout.overflow == "hidden"  # cannot widen
     assert "labkit-notes" in s.notes._dom_classes and "overflow-wrap: anywhere" in STYLE
     assert not s.errors.outputs  # no second, unwrapped copy of it
