@@ -77,7 +77,7 @@ function render({ model, el }) {
   const picture = el_("canvas", "labkit-mask-canvas");
   const overlay = el_("canvas", "labkit-mask-overlay");
   const cursor = el_("div", "labkit-mask-cursor");
-  const empty = el_("div", "labkit-mask-empty", { textContent: "No picture yet: press \u201cuse as input\u201d under a result, or upload a picture." });
+  const empty = el_("div", "labkit-mask-empty", { textContent: "No picture yet: press \u201c\u2192 inpaint\u201d under a result, or upload a picture." });
   stage.append(picture, overlay, cursor);
   const note = el_("div", "labkit-mask-note");
   root.append(bar, stage, empty, note);

@@ -141,7 +141,7 @@ class MaskCanvas(anywidget.AnyWidget):
 
         if self.image_width < 1 or self.image_height < 1:
             raise BadInput(f"The mask canvas has no picture yet ({self.image_width}x{self.image_height}): press "
-                           f"'use as input' under a result, or upload a picture (in code: set_image(image)).")
+                           f"'→ inpaint' under a result, or upload a picture (in code: set_image(image)).")
         pixels = rasterize(self.strokes, self.image_width, self.image_height)  # (H, W)
         return Image.fromarray(255 - pixels if self.inverted else pixels)  # uint8 (H, W) -> "L"
 

@@ -21,6 +21,7 @@ from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
 from .hotkeys import Hotkeys
 from .loras import LoraToggles
+from .pnginfo import PngInfo
 from .progress import StepPreview
 
 TYPING_PAUSE = 1.0  # seconds a live Studio waits after the last keystroke in a prompt before it runs
@@ -114,11 +115,13 @@ class Studio(w.VBox):
         self.preview = StepPreview(lab, preview)
         self.gallery = Gallery(out_dir)
         self.compare = Compare(gallery=self.gallery)
+        self.png_info = PngInfo()
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
         self.generate_button = w.Button(description="Generate", button_style="primary")
         self.generate_button.add_class("labkit-generate")
         self.live = w.Checkbox(False, description="live", indent=False, layout=w.Layout(width="80px"))
-        self.use_output = w.Button(description="use as input", tooltip="img2img / inpaint from this picture")
+        self.use_output = w.Button(description="→ img2img", tooltip="img2img from the picked picture")
+        self.to_inpaint = w.Button(description="→ inpaint", tooltip="paint a mask over the picked picture")
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="input picture")
         self.image = image_widget(max(256, lab.native_size))
         self.image.add_class("labkit-output")
@@ -127,7 +130,7 @@ class Studio(w.VBox):
         self.batch_view = w.HBox(layout=w.Layout(flex_flow="row wrap", display="none"))
         self.pick = w.ToggleButtons(options=[], layout=w.Layout(display="none"), style={"button_width": "auto"})
         self.pick.add_class("labkit-pick")
-        self.selected = 0  # the picture of the batch that "use as input" takes
+        self.selected = 0  # the picture of the batch that "→ img2img" / "→ inpaint" take
         self.notes = w.HTML(layout=w.Layout(max_width="100%"))
         self.notes.add_class("labkit-notes")
         self.errors = w.Output(layout=w.Layout(max_width="100%", overflow="auto"))
@@ -145,14 +148,14 @@ class Studio(w.VBox):
     def _layout(self) -> list:
         controls = w.VBox([self.prompt, self.sampling], layout=w.Layout(width="480px", min_width="480px"))
         side = max(256, self.lab.native_size)
-        picture = w.VBox([w.HBox([self.generate_button, self.live, self.use_output]),
+        picture = w.VBox([w.HBox([self.generate_button, self.live]), w.HBox([self.use_output, self.to_inpaint]),
                           w.HBox([self.queued, self.clear_queue]), self.hint, self.image,
                           self.batch_view, self.pick, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
-        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare])
-        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare")):
+        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare, self.png_info])
+        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare", "PNG Info")):
             tabs.set_title(i, title)
-        self.picture_column = picture
+        self.picture_column, self.tabs = picture, tabs
         return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs,
                 self.errors]
 
@@ -160,9 +163,11 @@ class Studio(w.VBox):
         self.generate_button.on_click(lambda _: self.start())
         self.clear_queue.on_click(lambda _: self.runner.clear())
         self.use_output.on_click(lambda _: self._guard(self.use_result))
+        self.to_inpaint.on_click(lambda _: self._guard(self.use_result, "inpaint"))
         self.upload.observe(lambda c: self._guard(self._uploaded, c), names="value")
         self.mode.observe(lambda _: self._show_mode(), names="value")
         self.gallery.on_restore(self.show_params)
+        self.png_info.on_send(self.receive)
         for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, self.mode]:
             control.observe(self._changed, names="value")
         self.pick.observe(lambda c: self._select(c["new"]), names="value")
@@ -215,6 +220,14 @@ class Studio(w.VBox):
             self.sampling.show(params)
             self.mask.feather = params.mask_blur
 
+    def receive(self, params: Params, mode: str, picture=None) -> None:
+        """Settings (and a picture) sent from PNG Info: the controls restored, the mode set, the picture the input."""
+        self.show_params(params)
+        if picture is not None:
+            self.set_input(picture)
+        with self._quietly():
+            self.mode.value = mode
+
     def set_input(self, image) -> None:
         """The picture img2img and inpaint start from (also shown in the mask canvas)."""
         from ..images import to_rgb
@@ -222,11 +235,16 @@ class Studio(w.VBox):
         self.input_image = to_rgb(image)
         self.mask.set_image(self.input_image)
 
-    def use_result(self) -> None:
+    def use_result(self, mode: str | None = None) -> None:
+        """The picked picture becomes the input of img2img (or of `mode`); the mask tab shows it for inpaint."""
         if self.result is None:
             raise BadInput("Nothing generated yet: press Generate first, or upload an input picture.")
         self.set_input(self.result.images[self.selected])
-        if self.mode.value == "txt2img":
+        if mode is not None:
+            self.mode.value = mode
+            if mode == "inpaint":
+                self.tabs.selected_index = 1  # the mask is painted there
+        elif self.mode.value == "txt2img":
             self.mode.value = "img2img"
 
     def _uploaded(self, change) -> None:
@@ -291,7 +309,7 @@ class Studio(w.VBox):
         if mode == "txt2img":
             return self.lab.txt2img(**kw)
         if self.input_image is None:
-            raise BadInput(f"{mode} starts from a picture: press 'use as input' after a generation, or upload one.")
+            raise BadInput(f"{mode} starts from a picture: press '→ img2img' or '→ inpaint' under a result, or upload one.")
         if mode == "img2img":
             return self.lab.img2img(self.input_image, **kw)
         mask = self.mask.mask
@@ -333,7 +351,7 @@ class Studio(w.VBox):
         self.image.value = png(result.images[0])
 
     def _select(self, index) -> None:
-        """Pick picture `index` of the batch: shown large, and what "use as input" takes."""
+        """Pick picture `index` of the batch: shown large, and what "→ img2img" / "→ inpaint" take."""
         if index is None or self.result is None:
             return
         self.selected = index

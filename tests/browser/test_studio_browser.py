@@ -294,7 +294,7 @@ def test_painted_stroke_lands_in_the_python_mask(lab_page, artifacts):
     if not has_picture(page):
         set_mode(page, "txt2img")
         generate(page)
-    page.locator(STUDIO).get_by_role("button", name="use as input").click()
+    page.locator(STUDIO).get_by_role("button", name="→ img2img").click()
     select_tab(page, "input & mask")
     page.wait_for_selector(MASK_STAGE, state="visible")
     page.wait_for_function("""(c) => { if (!c.width) return false;  // the picture is drawn into the canvas
@@ -376,7 +376,7 @@ def test_interrupt_stops_a_long_run(lab_page, artifacts):
 
 
 def test_inpaint_repaints_the_painted_region(lab_page, artifacts):
-    """txt2img, "use as input", paint over the object, inpaint it in another color: the picture changes where
+    """txt2img, "→ inpaint", paint over the object, inpaint it in another color: the picture changes where
     painted. The screenshot of this step is the README's picture of the Studio (docs/studio.png)."""
     page = lab_page
     select_tab(page, "LoRAs")
@@ -386,7 +386,7 @@ def test_inpaint_repaints_the_painted_region(lab_page, artifacts):
     run_code(page, "setattr(s.prompt.prompt, 'value', 'a red circle on a white background') or 1")
     assert generate(page).startswith("done")
     before = picture(page)
-    page.locator(STUDIO).get_by_role("button", name="use as input").click()
+    page.locator(STUDIO).get_by_role("button", name="→ inpaint").click()
     select_tab(page, "input & mask")
     page.wait_for_selector(MASK_STAGE, state="visible")
     run_code(page, "s.mask.clear() or 0")

@@ -2,6 +2,7 @@
 set, handlers called), each failing on the Studio before the fix."""
 
 import time
+from datetime import datetime
 
 import pytest
 from tests.helpers.labs import make_lab
@@ -31,7 +32,7 @@ def test_a_batch_of_four_shows_four_pictures_in_the_panel_and_the_gallery(lab):
     assert s.batch_view.layout.display != "none" and [label for label, _ in s.pick.options] == [
         f"seed {seed}" for seed in r.seeds]
     assert len(s.gallery.pictures) == 4 and len(s.gallery.grid.children) == 4
-    s.pick.value = 2  # pick the third picture: shown large, and what "use as input" takes
+    s.pick.value = 2  # pick the third picture: shown large, and what "→ img2img" takes
     assert s.image.value == s.batch_view.children[2].value
     s.use_result()
     assert s.input_image.tobytes() == r.images[2].convert("RGB").tobytes()
@@ -64,7 +65,7 @@ def test_errors_and_notes_go_once_the_next_run_succeeds(lab):
     s.sampling.width.value = 100
     s.mode.value = "img2img"  # no input picture: an error
     s.start()
-    assert s.wait(60) and "use as input" in s.notes.value
+    assert s.wait(60) and "→ img2img" in s.notes.value
     s.mode.value = "txt2img"
     s.start()
     assert s.wait(60) and s.result is not None
@@ -158,12 +159,12 @@ def test_shipped_loras_are_listed_from_the_start():
     assert "outline" in found.options and found.rows >= 4  # a list box: in sight without opening anything
 
 
-def test_the_empty_mask_canvas_points_to_use_as_input_or_upload():
+def test_the_empty_mask_canvas_points_to_send_to_inpaint_or_upload():
     from pathlib import Path
 
     js = (Path(labkit.__file__).parent.parent / "widgets" / "mask_canvas.js").read_text()
-    assert "use as input" in js and "upload" in js and "set_image(image) in Python" not in js
-    with pytest.raises(labkit.BadInput, match="use as input.*upload"):
+    assert "\\u2192 inpaint" in js and "upload" in js and "set_image(image) in Python" not in js
+    with pytest.raises(labkit.BadInput, match="→ inpaint.*upload"):
         MaskCanvas().mask
 
 
@@ -211,3 +212,39 @@ def test_the_progress_line_gives_the_time_left():
     preview.start(10)
     preview.on_step(3, 10, None)
     assert "step 4/10" in preview.status.value and "s left" in preview.status.value
+
+
+def test_png_info_reads_a_picture_and_sends_its_settings_with_the_picture(lab, tmp_path):
+    source = studio(lab)
+    made = source.generate(cfg=3.5, steps=4, seed=77)
+    path = made.save(tmp_path / "made.png")
+    s = studio(lab)
+    s.png_info.upload.value = [{"name": "made.png", "type": "image/png", "size": path.stat().st_size,
+                                "content": memoryview(path.read_bytes()),
+                                "last_modified": datetime.now()}]
+    shown = s.png_info.view.value
+    assert "labkit" in shown and "3.5" in shown and "77" in shown and "a red circle" in shown
+    assert not s.png_info.buttons["img2img"].disabled
+    s.png_info.buttons["img2img"].click()
+    assert s.mode.value == "img2img" and s.sampling.seed.value == 77 and s.sampling.cfg.value == 3.5
+    assert s.input_image is not None and s.input_image.size == made.image.size
+    s.png_info.text.value = "a blue star\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 9, Size: 64x64, Foo: bar"
+    s.png_info.read_button.click()
+    assert "A1111" in s.png_info.view.value or "a1111" in s.png_info.view.value.lower()
+    assert "Foo" in s.png_info.view.value  # what labkit could not map is said
+    assert s.png_info.buttons["inpaint"].disabled  # pasted text has no picture to inpaint
+    s.png_info.buttons["txt2img"].click()
+    assert s.mode.value == "txt2img" and s.prompt.prompt.value == "a blue star" and s.sampling.steps.value == 12
+    s.png_info.read(b"not a picture")
+    assert "labkit-error" in s.png_info.view.value and s.png_info.buttons["txt2img"].disabled
+
+
+def test_a_picked_picture_goes_to_inpaint_with_the_mask_tab_open(lab):
+    s = studio(lab)
+    s.sampling.batch.value = 2
+    r = s.generate()
+    s.pick.value = 1
+    s.to_inpaint.click()
+    assert s.mode.value == "inpaint" and s.tabs.selected_index == 1
+    assert s.input_image.tobytes() == r.images[1].convert("RGB").tobytes()
+    assert (s.mask.image_width, s.mask.image_height) == r.images[1].size

@@ -249,7 +249,7 @@ def test_studio_shows_errors_and_stays_usable(lab):
     s.mode.value = "img2img"
     s.start()
     assert s.wait(60)
-    assert "BadInput" in s.notes.value and "use as input" in s.notes.value
+    assert "BadInput" in s.notes.value and "→ img2img" in s.notes.value
     assert not s.errors.outputs  # a labkit error is said once, wrapped in its column (no traceback box)
     s.mode.value = "txt2img"
     assert s.generate().mode == "txt2img"
