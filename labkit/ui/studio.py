@@ -309,7 +309,8 @@ class Studio(w.VBox):
         if mode == "txt2img":
             return self.lab.txt2img(**kw)
         if self.input_image is None:
-            raise BadInput(f"{mode} starts from a picture: press '→ img2img' or '→ inpaint' under a result, or upload one.")
+            raise BadInput(f"{mode} starts from a picture: press '→ img2img' or '→ inpaint' under a result, or "
+                           f"upload one.")
         if mode == "img2img":
             return self.lab.img2img(self.input_image, **kw)
         mask = self.mask.mask
