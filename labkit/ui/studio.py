@@ -22,6 +22,7 @@ from .gallery import Compare, Gallery
 from .hotkeys import Hotkeys
 from .loras import LoraToggles
 from .pnginfo import PngInfo
+from .xyz import XyzPlot
 from .progress import StepPreview
 
 TYPING_PAUSE = 1.0  # seconds a live Studio waits after the last keystroke in a prompt before it runs
@@ -116,6 +117,7 @@ class Studio(w.VBox):
         self.gallery = Gallery(out_dir)
         self.compare = Compare(gallery=self.gallery)
         self.png_info = PngInfo()
+        self.xyz = XyzPlot(self.run_grid, lambda: list(lab.loras.loaded))
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
         self.generate_button = w.Button(description="Generate", button_style="primary")
         self.generate_button.add_class("labkit-generate")
@@ -152,8 +154,9 @@ class Studio(w.VBox):
                           w.HBox([self.queued, self.clear_queue]), self.hint, self.image,
                           self.batch_view, self.pick, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
-        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare, self.png_info])
-        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare", "PNG Info")):
+        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare, self.png_info,
+                      self.xyz])
+        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare", "PNG Info", "X/Y/Z plot")):
             tabs.set_title(i, title)
         self.picture_column, self.tabs = picture, tabs
         return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs,
@@ -172,6 +175,7 @@ class Studio(w.VBox):
             control.observe(self._changed, names="value")
         self.pick.observe(lambda c: self._select(c["new"]), names="value")
         self.loras.on_change(lambda: self._changed(None))
+        self.loras.on_change(self.xyz.refresh_choices)
         self.mask.observe(self._changed, names=["strokes", "inverted"])
 
     def _guard(self, function, *args):
@@ -285,6 +289,19 @@ class Studio(w.VBox):
         if timer is not None:
             timer.join(timeout)
         return self.runner.wait(timeout)
+
+    def run_grid(self, axes: dict, confirm: bool = False):
+        """labkit.grid over the Studio's Lab, mode, input picture and mask, and settings (the X/Y/Z tab's work)."""
+        from ..grids import grid
+
+        mode = self.mode.value
+        extra = {"image": self.input_image} if mode != "txt2img" else {}
+        if mode == "inpaint":
+            extra["mask"] = self.mask.mask
+        if mode != "txt2img" and self.input_image is None:
+            raise BadInput(f"{mode} starts from a picture: press '→ img2img' or '→ inpaint' under a result first.")
+        with self._lock:
+            return grid(getattr(self.lab, mode), self.params, **axes, progress=False, confirm=confirm, **extra)
 
     def _work(self, job) -> None:
         mode, params = job

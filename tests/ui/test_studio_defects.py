@@ -248,3 +248,22 @@ def test_a_picked_picture_goes_to_inpaint_with_the_mask_tab_open(lab):
     assert s.mode.value == "inpaint" and s.tabs.selected_index == 1
     assert s.input_image.tobytes() == r.images[1].convert("RGB").tobytes()
     assert (s.mask.image_width, s.mask.image_height) == r.images[1].size
+
+
+def test_the_xyz_tab_draws_a_labelled_grid_from_a1111_value_texts(lab):
+    s = studio(lab)
+    x_name, x_values = s.xyz.axes["x"]
+    y_name, y_values = s.xyz.axes["y"]
+    x_name.value, x_values.value = "cfg", "2-6 (+4)"
+    y_name.value, y_values.value = "sampler", "Euler, DPM++ 2M"
+    assert s.xyz.start()
+    s.xyz.wait()
+    grid = s.xyz.grid
+    assert grid is not None and len(grid.results) == 4, s.xyz.status.value
+    assert {(r.params.cfg, r.params.sampler) for r in grid.results.values()} == {
+        (c, n) for c in (2.0, 6.0) for n in ("Euler", "DPM++ 2M")}
+    assert s.xyz.image.value[:4] == b"\x89PNG" and s.xyz.image.layout.display != "none"
+    assert grid.image.width > 2 * 64 and grid.image.height > 2 * 64  # the cells plus their labels
+    y_values.value = "Eulr"
+    assert s.xyz.draw() is None and "Euler" in s.xyz.status.value  # the typo said, with what was meant
+    assert s.xyz.axes["z"][0].options[-1] == "model" and "Prompt S/R" in s.xyz.axes["z"][0].options
