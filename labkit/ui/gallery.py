@@ -53,7 +53,17 @@ class Gallery(w.VBox):
         self.message = w.Label()  # above the tiles: in sight whatever the number of tiles
         self.message.add_class("labkit-gallery-message")
         self.grid = w.HBox(layout=w.Layout(flex_flow="row wrap"))
-        super().__init__([self.message, self.output, self.grid])
+        self.viewer = image_widget(256)  # one picture at full size, enlarged by `zoom` (pixels kept sharp)
+        self.viewer.layout.display = "none"
+        self.viewer.add_class("labkit-viewer")
+        self.zoom = w.ToggleButtons(options=[("1x", 1), ("2x", 2), ("4x", 4), ("8x", 8)], value=2,
+                                    layout=w.Layout(display="none"), style={"button_width": "40px"})
+        self.close = w.Button(description="close", layout=w.Layout(display="none", width="70px"))
+        self.viewing = None
+        self.zoom.observe(lambda _: self._show_view(), names="value")
+        self.close.on_click(lambda _: self.view(None))
+        frame = w.Box([self.viewer], layout=w.Layout(overflow="auto", max_width="100%", max_height="80vh"))
+        super().__init__([self.message, self.output, w.HBox([self.zoom, self.close]), frame, self.grid])
 
     @property
     def results(self) -> list:
@@ -86,6 +96,22 @@ class Gallery(w.VBox):
         self.message.value = f"restored: {caption(result, i)}"
         return params
 
+    def view(self, index: int | None) -> None:
+        """Show picture `index` at full size above the tiles (None closes it); `zoom` enlarges it."""
+        self.viewing = index
+        shown = None if index is None else ""
+        self.viewer.layout.display = self.zoom.layout.display = self.close.layout.display = \
+            "none" if index is None else shown
+        self._show_view()
+
+    def _show_view(self) -> None:
+        if self.viewing is None:
+            return
+        result, i = self.pictures[self.viewing]
+        self.viewer.value = png(result.images[i])
+        self.viewer.layout.width = f"{result.images[i].width * self.zoom.value}px"
+        self.message.value = f"viewing: {caption(result, i)}"
+
     def save(self, index: int, path=None) -> Path:
         """Write picture `index` with its recipe to `path` (default: a free name in out_dir); never overwrites."""
         from ..recipes import save_image
@@ -109,10 +135,12 @@ class Gallery(w.VBox):
         restore = w.Button(description="restore", layout=w.Layout(width=f"{self.thumb}px"))
         save = w.Button(description="save", layout=w.Layout(width=f"{self.thumb}px"))
         restore.on_click(guarded(self.output, lambda _: self.restore(index)))
+        view = w.Button(description="view", layout=w.Layout(width=f"{self.thumb}px"))
+        view.on_click(guarded(self.output, lambda _: self.view(index)))
         save.on_click(guarded(self.output, lambda _: self.save(index)))
         label = w.HTML(f'<small title="{html.escape(infotext_of(result, i))}">{html.escape(caption(result, i))}'
                        f'</small>', layout=w.Layout(width=f"{self.thumb + 40}px"))
-        tile = w.VBox([image, label, restore, save], layout=w.Layout(width=f"{self.thumb + 48}px"))
+        tile = w.VBox([image, label, view, restore, save], layout=w.Layout(width=f"{self.thumb + 48}px"))
         tile.add_class("labkit-gallery-tile")
         return tile
 

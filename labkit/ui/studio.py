@@ -31,6 +31,7 @@ STYLE = """
 .labkit-studio .labkit-notes, .labkit-studio .labkit-error { overflow-wrap: anywhere; word-break: break-word; }
 .labkit-studio textarea { box-sizing: border-box; max-width: 100%; }
 .labkit-studio .labkit-output img, .labkit-studio img { max-width: 100%; }
+.labkit-studio img.labkit-viewer { max-width: none; image-rendering: pixelated; }
 """
 
 

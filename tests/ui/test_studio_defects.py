@@ -267,3 +267,15 @@ def test_the_xyz_tab_draws_a_labelled_grid_from_a1111_value_texts(lab):
     y_values.value = "Eulr"
     assert s.xyz.draw() is None and "Euler" in s.xyz.status.value  # the typo said, with what was meant
     assert s.xyz.axes["z"][0].options[-1] == "model" and "Prompt S/R" in s.xyz.axes["z"][0].options
+
+
+def test_a_gallery_picture_opens_full_size_with_zoom(lab):
+    s = studio(lab)
+    r = s.generate()
+    s.gallery.grid.children[0].children[2].click()  # its "view" button
+    assert s.gallery.viewer.layout.display != "none" and s.gallery.viewer.value[:4] == b"\x89PNG"
+    assert s.gallery.viewer.layout.width == f"{r.image.width * 2}px"
+    s.gallery.zoom.value = 8
+    assert s.gallery.viewer.layout.width == f"{r.image.width * 8}px"
+    s.gallery.close.click()
+    assert s.gallery.viewer.layout.display == "none"
