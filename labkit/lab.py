@@ -5,6 +5,7 @@ adds the parts A1111 users expect: A1111 sampler names, seeds with reproducible 
 checks, mask blur and "only masked", and a Result carrying the full recipe.
 """
 
+import functools
 from time import perf_counter
 
 from . import checks, families
@@ -38,7 +39,8 @@ class Lab:
         self.dtype = dtype
         self.name = name
         self.source = source
-        self._file_hash = file_hash
+        # a function giving the hash is memoized once, here: results share it without holding the Lab itself
+        self._file_hash = functools.cache(file_hash) if callable(file_hash) else file_hash
         self.weight_files = weight_files  # labkit.originals.WeightFiles the weights came from, or None
         self.offload = offload  # None, "model" or "sequential": diffusers' CPU offload during each run
         self.scheduler_config = dict(components["scheduler"].config)
@@ -93,9 +95,7 @@ class Lab:
     @property
     def model_hash(self) -> str | None:
         """A1111's "Model hash" (AutoV2) of the opened file, computed on first use and cached."""
-        if callable(self._file_hash):
-            self._file_hash = self._file_hash()
-        return self._file_hash
+        return self._file_hash() if callable(self._file_hash) else self._file_hash
 
     # ---- sizes and settings ----------------------------------------------------------------------------
     @property
@@ -317,8 +317,7 @@ class Lab:
         from .recipes.records import ModelRecord
         from .result import Result
 
-        hash_now = self._file_hash if not callable(self._file_hash) else (lambda: self.model_hash)
-        model = ModelRecord(name=self.name, family=self.family, hash=hash_now, dtype=self.dtype,
+        model = ModelRecord(name=self.name, family=self.family, hash=self._file_hash, dtype=self.dtype,
                             device=str(self.device), loras=tuple(loras),
                             scheduler={"class": type(pipe.scheduler).__name__, "config": dict(pipe.scheduler.config)},
                             refiner=None if refiner is None else refiner.name or refiner.family)

@@ -52,3 +52,11 @@ def with_summary(bundle, lines: list[str]) -> dict:
     bundle["text/plain"] = "\n".join(lines)
     bundle["text/html"] = "<br>".join(html.escape(line) for line in lines)
     return bundle
+
+
+def close_tree(widget) -> None:
+    """Close `widget` and every widget inside it: ipywidgets keeps each open widget in a registry, so a panel
+    dropped without closing stays alive, with whatever it holds (a model)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    widget.close()

@@ -58,12 +58,12 @@ class Gallery(w.VBox):
         self.viewer.add_class("labkit-viewer")
         self.zoom = w.ToggleButtons(options=[("1x", 1), ("2x", 2), ("4x", 4), ("8x", 8)], value=2,
                                     layout=w.Layout(display="none"), style={"button_width": "40px"})
-        self.close = w.Button(description="close", layout=w.Layout(display="none", width="70px"))
+        self.close_view = w.Button(description="close", layout=w.Layout(display="none", width="70px"))
         self.viewing = None
         self.zoom.observe(lambda _: self._show_view(), names="value")
-        self.close.on_click(lambda _: self.view(None))
+        self.close_view.on_click(lambda _: self.view(None))
         frame = w.Box([self.viewer], layout=w.Layout(overflow="auto", max_width="100%", max_height="80vh"))
-        super().__init__([self.message, self.output, w.HBox([self.zoom, self.close]), frame, self.grid])
+        super().__init__([self.message, self.output, w.HBox([self.zoom, self.close_view]), frame, self.grid])
 
     @property
     def results(self) -> list:
@@ -100,7 +100,7 @@ class Gallery(w.VBox):
         """Show picture `index` at full size above the tiles (None closes it); `zoom` enlarges it."""
         self.viewing = index
         shown = None if index is None else ""
-        self.viewer.layout.display = self.zoom.layout.display = self.close.layout.display = \
+        self.viewer.layout.display = self.zoom.layout.display = self.close_view.layout.display = \
             "none" if index is None else shown
         self._show_view()
 

@@ -13,7 +13,7 @@ MODES = ("txt2img", "img2img", "inpaint")
 
 
 class PngInfo(w.VBox):
-    """Read a recipe from an uploaded picture or pasted text; `send(mode)` hands it to the `on_send` callbacks."""
+    """Read a recipe from an uploaded picture or pasted text; `send_to(mode)` hands it to the `on_send` callbacks."""
 
     def __init__(self):
         self.recipe, self.picture, self._send = None, None, []
@@ -29,7 +29,7 @@ class PngInfo(w.VBox):
         self.upload.observe(lambda c: self._uploaded(c["new"]), names="value")
         self.read_button.on_click(lambda _: self.read(self.text.value))
         for mode, button in self.buttons.items():
-            button.on_click(lambda _, mode=mode: self.send(mode))
+            button.on_click(lambda _, mode=mode: self.send_to(mode))
         super().__init__([w.HBox([self.upload, self.read_button]), self.text, w.HBox([self.image, self.view]),
                           w.HBox(list(self.buttons.values()))])
 
@@ -72,7 +72,7 @@ class PngInfo(w.VBox):
             button.disabled = self.recipe is None or needs_picture
             button.tooltip = "needs the picture: upload it" if needs_picture else ""
 
-    def send(self, mode: str) -> None:
+    def send_to(self, mode: str) -> None:
         """Hand the recipe's settings (and the picture, for img2img / inpaint) to the `on_send` callbacks."""
         if self.recipe is None:
             return

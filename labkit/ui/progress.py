@@ -35,6 +35,10 @@ class StepPreview(w.VBox):
         self._t0 = perf_counter()  # finish() may come before any start() (an error before a run)
         super().__init__([w.HBox([self.bar, self.interrupt_button]), self.status, self.image])
 
+    def set_lab(self, lab) -> None:
+        """Preview another model's latents (the Studio switched models)."""
+        self.lab, self._previewer = lab, None
+
     @property
     def previewer(self):
         if self._previewer is None and self.lab is not None:

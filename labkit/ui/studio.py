@@ -16,11 +16,12 @@ import ipywidgets as w
 from ..errors import BadInput
 from ..families import MODES
 from ..params import Params
-from .common import image_widget, png, show_error, with_summary
+from .common import close_tree, image_widget, png, show_error, with_summary
 from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
 from .hotkeys import Hotkeys
 from .loras import LoraToggles
+from .models import ModelPicker
 from .pnginfo import PngInfo
 from .xyz import XyzPlot
 from .progress import StepPreview
@@ -98,7 +99,7 @@ class Studio(w.VBox):
     Generate button runs the same on a worker thread. `refiner`: a Lab used for the refiner handoff."""
 
     def __init__(self, lab, refiner=None, params: Params | None = None, out_dir="outputs", debounce: float = 0.1,
-                 preview: str = "auto"):
+                 preview: str = "auto", models_dir="models"):
         from .mask import MaskCanvas
 
         self.lab, self.refiner, self.debounce, self.typing_pause = lab, refiner, debounce, TYPING_PAUSE
@@ -118,7 +119,8 @@ class Studio(w.VBox):
         self.gallery = Gallery(out_dir)
         self.compare = Compare(gallery=self.gallery)
         self.png_info = PngInfo()
-        self.xyz = XyzPlot(self.run_grid, lambda: list(lab.loras.loaded))
+        self.xyz = XyzPlot(self.run_grid, lambda: list(self.lab.loras.loaded))
+        self.models = ModelPicker(models_dir, current=lab.name or "")
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
         self.generate_button = w.Button(description="Generate", button_style="primary")
         self.generate_button.add_class("labkit-generate")
@@ -156,8 +158,9 @@ class Studio(w.VBox):
                           self.batch_view, self.pick, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
         tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare, self.png_info,
-                      self.xyz])
-        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare", "PNG Info", "X/Y/Z plot")):
+                      self.xyz, self.models])
+        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare", "PNG Info", "X/Y/Z plot",
+                                   "models")):
             tabs.set_title(i, title)
         self.picture_column, self.tabs = picture, tabs
         return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs,
@@ -175,9 +178,38 @@ class Studio(w.VBox):
         for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, self.mode]:
             control.observe(self._changed, names="value")
         self.pick.observe(lambda c: self._select(c["new"]), names="value")
+        self._wire_loras()
+        self.models.on_load(self.set_lab)
+        self.mask.observe(self._changed, names=["strokes", "inverted"])
+
+    def _wire_loras(self) -> None:
         self.loras.on_change(lambda: self._changed(None))
         self.loras.on_change(self.xyz.refresh_choices)
-        self.mask.observe(self._changed, names=["strokes", "inverted"])
+
+    def set_lab(self, lab, refiner=None) -> None:
+        """Work on another model (the models tab's "load"): every panel follows, and the old model is dropped, so
+        its memory is freed once nothing else holds it."""
+        import gc
+
+        with self._lock:
+            old, self.lab, self.refiner = self.lab, lab, refiner
+            self.prompt.tokenizer = lab.components.get("tokenizer") or lab.components.get("tokenizer_2")
+            close_tree(self.loras)
+            self.loras = LoraToggles(lab)
+            self._wire_loras()
+            self.tabs.children = (self.loras, *self.tabs.children[1:])
+            self.preview.set_lab(lab)
+            if old is not None and (self.sampling.width.value, self.sampling.height.value) == (old.native_size,) * 2:
+                self.sampling.width.value = self.sampling.height.value = lab.native_size
+            self.image.layout.width = f"{max(256, lab.native_size)}px"
+            self._show_mode()
+            self.xyz.refresh_choices()
+            del old
+        gc.collect()
+        if str(lab.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
 
     def _guard(self, function, *args):
         try:

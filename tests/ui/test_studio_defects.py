@@ -277,5 +277,47 @@ def test_a_gallery_picture_opens_full_size_with_zoom(lab):
     assert s.gallery.viewer.layout.width == f"{r.image.width * 2}px"
     s.gallery.zoom.value = 8
     assert s.gallery.viewer.layout.width == f"{r.image.width * 8}px"
-    s.gallery.close.click()
+    s.gallery.close_view.click()
     assert s.gallery.viewer.layout.display == "none"
+
+
+def test_the_models_tab_lists_a1111_folders_with_family_badges_and_switching_frees_the_old_model(tmp_path):
+    import gc
+    import weakref
+
+    first = labkit.open("toy")
+    (tmp_path / "models" / "Stable-diffusion").mkdir(parents=True)
+    (tmp_path / "models" / "Lora").mkdir()
+    first.save_single_file(tmp_path / "models" / "Stable-diffusion" / "mine.safetensors")
+    s = Studio(first, models_dir=tmp_path / "models")
+    picker = s.models
+    files = [label for label, _ in picker.checkpoint.options]
+    assert "toy" in files and "toy-xl" in files and "mine.safetensors" in files
+    picker.checkpoint.value = str(tmp_path / "models" / "Stable-diffusion" / "mine.safetensors")
+    assert "toy" in picker.badges["checkpoint"].value and "checkpoint" in picker.badges["checkpoint"].value
+    picker.checkpoint.value = "toy-xl"
+    assert "toy-xl" in picker.badges["checkpoint"].value
+    gone = weakref.ref(first)
+    del first
+    assert picker.load() is s.lab and s.lab.family == "toy-xl"
+    gc.collect()
+    assert gone() is None  # nothing holds the old model any more
+    assert s.lab.loras.search_paths[0] == tmp_path / "models" / "Lora"
+    assert s.generate(steps=2, seed=1).image.size == (s.lab.native_size,) * 2
+
+
+def test_results_kept_in_the_gallery_do_not_keep_their_model_alive(tmp_path):
+    import gc
+    import weakref
+
+    lab = labkit.open("toy")
+    path = lab.save_single_file(tmp_path / "mine.safetensors")
+    mine = labkit.open(path)
+    s = Studio(mine)
+    result = s.generate(steps=2, seed=1)
+    gone = weakref.ref(mine)
+    del mine
+    s.set_lab(lab)
+    gc.collect()
+    assert gone() is None  # switching models freed the file's model, though its results stay in the gallery
+    assert result.model.hash == labkit.inspect(path).short_hash  # and their recipes still get its hash
