@@ -5,7 +5,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from .common import guarded, image_widget, png, with_summary
+from .common import close_tree, guarded, image_widget, png, with_summary
 
 
 def caption(result, index: int = 0) -> str:
@@ -60,6 +60,7 @@ class Gallery(w.VBox):
                                     layout=w.Layout(display="none"), style={"button_width": "40px"})
         self.close_view = w.Button(description="close", layout=w.Layout(display="none", width="70px"))
         self.viewing = None
+        self._tiles = {}  # (id of a result, index in its batch) -> its tile, made once
         self.zoom.observe(lambda _: self._show_view(), names="value")
         self.close_view.on_click(lambda _: self.view(None))
         frame = w.Box([self.viewer], layout=w.Layout(overflow="auto", max_width="100%", max_height="80vh"))
@@ -82,6 +83,8 @@ class Gallery(w.VBox):
 
     def add(self, result) -> None:
         self.pictures[:0] = [(result, i) for i in range(len(result.images))]
+        for result_gone, i in self.pictures[self.limit:]:  # closed: ipywidgets would keep them (and the pictures)
+            close_tree(self._tiles.pop((id(result_gone), i)))
         del self.pictures[self.limit:]
         self._redraw()
         for callback in self._change:
@@ -125,7 +128,12 @@ class Gallery(w.VBox):
         self.message.value = f"saved {saved}"
         return saved
 
-    def _tile(self, index: int, result, i: int):
+    def position(self, result, i: int) -> int:
+        """Where a picture is in the gallery now (newer pictures push it along)."""
+        return next(n for n, (r, j) in enumerate(self.pictures) if r is result and j == i)
+
+    def _tile(self, result, i: int):
+        """A picture's tile: thumbnail and caption (the infotext on hover), view / restore / save."""
         import base64
         import html
 
@@ -134,10 +142,9 @@ class Gallery(w.VBox):
                        f'title="{html.escape(infotext_of(result, i))}" style="image-rendering: pixelated">')
         restore = w.Button(description="restore", layout=w.Layout(width=f"{self.thumb}px"))
         save = w.Button(description="save", layout=w.Layout(width=f"{self.thumb}px"))
-        restore.on_click(guarded(self.output, lambda _: self.restore(index)))
         view = w.Button(description="view", layout=w.Layout(width=f"{self.thumb}px"))
-        view.on_click(guarded(self.output, lambda _: self.view(index)))
-        save.on_click(guarded(self.output, lambda _: self.save(index)))
+        for button, act in ((restore, self.restore), (view, self.view), (save, self.save)):
+            button.on_click(guarded(self.output, lambda _, act=act: act(self.position(result, i))))
         label = w.HTML(f'<small title="{html.escape(infotext_of(result, i))}">{html.escape(caption(result, i))}'
                        f'</small>', layout=w.Layout(width=f"{self.thumb + 40}px"))
         tile = w.VBox([image, label, view, restore, save], layout=w.Layout(width=f"{self.thumb + 48}px"))
@@ -145,7 +152,10 @@ class Gallery(w.VBox):
         return tile
 
     def _redraw(self) -> None:
-        self.grid.children = [self._tile(n, result, i) for n, (result, i) in enumerate(self.pictures)]
+        for result, i in self.pictures:
+            if (id(result), i) not in self._tiles:
+                self._tiles[(id(result), i)] = self._tile(result, i)
+        self.grid.children = [self._tiles[(id(result), i)] for result, i in self.pictures]
 
     def _repr_mimebundle_(self, **kwargs):
         lines = [f"Gallery: {len(self.pictures)} picture(s)"] + [f"  {caption(r, i)}" for r, i in self.pictures[:10]]

@@ -321,3 +321,18 @@ def test_results_kept_in_the_gallery_do_not_keep_their_model_alive(tmp_path):
     gc.collect()
     assert gone() is None  # switching models freed the file's model, though its results stay in the gallery
     assert result.model.hash == labkit.inspect(path).short_hash  # and their recipes still get its hash
+
+
+def test_the_gallery_makes_each_tile_once_and_closes_the_ones_it_drops(lab):
+    from labkit.ui import Gallery
+
+    gallery = Gallery(limit=3)
+    results = [lab.txt2img("a red circle", steps=2, seed=seed) for seed in range(4)]
+    gallery.add(results[0])
+    first_tile = gallery.grid.children[0]
+    gallery.add(results[1])
+    assert gallery.grid.children[1] is first_tile  # not made again
+    first_tile.children[3].click()  # "restore" on the older picture, now second
+    assert "seed 0" in gallery.message.value
+    gallery.add(results[2]), gallery.add(results[3])
+    assert len(gallery.grid.children) == 3 and first_tile.comm is None  # dropped and closed
