@@ -336,3 +336,11 @@ def test_the_gallery_makes_each_tile_once_and_closes_the_ones_it_drops(lab):
     assert "seed 0" in gallery.message.value
     gallery.add(results[2]), gallery.add(results[3])
     assert len(gallery.grid.children) == 3 and first_tile.comm is None  # dropped and closed
+
+
+def test_the_studio_worker_takes_half_the_cores_on_a_cpu_unless_told(lab):
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert studio(lab).runner.threads == max(1, cores // 2)
+    assert studio(lab, threads=3).runner.threads == 3
