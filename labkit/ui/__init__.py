@@ -9,6 +9,7 @@ Each panel works alone and is composed by `Studio`. Nothing heavy is imported un
 _EXPORTS = {
     "Studio": "studio", "PromptPanel": "controls", "SamplingControls": "controls", "LoraToggles": "loras",
     "StepPreview": "progress", "Gallery": "gallery", "Compare": "gallery", "MaskCanvas": "mask",
+    "PngInfo": "pnginfo", "XyzPlot": "xyz", "ModelPicker": "models", "Hotkeys": "hotkeys",
 }
 
 __all__ = list(_EXPORTS)

@@ -141,11 +141,13 @@ class Studio(w.VBox):
         self.xyz = XyzPlot(self.run_grid, lambda: list(self.lab.loras.loaded))
         self.models = ModelPicker(models_dir, current=lab.name or "")
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
+        self.mode_note = w.HTML()
+        self.mode_note.add_class("labkit-mode-note")
         self.generate_button = w.Button(description="Generate", button_style="primary")
         self.generate_button.add_class("labkit-generate")
         self.live = w.Checkbox(False, description="live", indent=False, layout=w.Layout(width="80px"))
-        self.use_output = w.Button(description="→ img2img", tooltip="img2img from the picked picture")
-        self.to_inpaint = w.Button(description="→ inpaint", tooltip="paint a mask over the picked picture")
+        self.use_output = w.Button(description="→ img2img", disabled=True, tooltip="after a first picture")
+        self.to_inpaint = w.Button(description="→ inpaint", disabled=True, tooltip="after a first picture")
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="input picture")
         self.image = image_widget(max(256, lab.native_size))
         self.image.add_class("labkit-output")
@@ -182,7 +184,8 @@ class Studio(w.VBox):
                                    "models")):
             tabs.set_title(i, title)
         self.picture_column, self.tabs = picture, tabs
-        return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, w.HBox([controls, picture]), tabs,
+        return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, self.mode_note,
+                w.HBox([controls, picture]), tabs,
                 self.errors]
 
     def _wire(self) -> None:
@@ -238,8 +241,15 @@ class Studio(w.VBox):
             return None
 
     def _show_mode(self) -> None:
-        self.sampling.strength.layout.display = None if self.mode.value != "txt2img" else "none"
+        """Show only the controls that apply to the mode (and the model), and say what is hidden and why."""
+        mode = self.mode.value
+        self.sampling.strength.layout.display = None if mode != "txt2img" else "none"
         self.sampling.switch_at.layout.display = None if self.refiner is not None else "none"
+        notes = {"txt2img": "strength hidden: it is how much of an input picture img2img and inpaint redraw",
+                 "img2img": "img2img starts from the input picture ('→ img2img' under a result, or upload one)",
+                 "inpaint": "inpaint redraws what is painted in the 'input & mask' tab"}
+        refiner = "" if self.refiner is not None else "; switch at hidden: no refiner"
+        self.mode_note.value = f"<small>{notes[mode]}{refiner}</small>"
 
     @contextmanager
     def _quietly(self):
@@ -391,6 +401,8 @@ class Studio(w.VBox):
     def _show(self, result) -> None:
         previous, self.result = self.result, result
         self.hint.layout.display, self.image.layout.display = "none", None
+        for button, what in ((self.use_output, "img2img from"), (self.to_inpaint, "paint a mask over")):
+            button.disabled, button.tooltip = False, f"{what} the picked picture"
         self.sampling.show_used(result.seed)  # the seed field keeps what was typed (-1 stays random)
         self._show_batch(result)
         notes = list(result.notes) + ([f"interrupted after step {self.preview.steps_done}"]

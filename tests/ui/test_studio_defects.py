@@ -344,3 +344,15 @@ def test_the_studio_worker_takes_half_the_cores_on_a_cpu_unless_told(lab):
     cores = len(os.sched_getaffinity(0))
     assert studio(lab).runner.threads == max(1, cores // 2)
     assert studio(lab, threads=3).runner.threads == 3
+
+
+def test_controls_that_do_not_apply_are_hidden_or_disabled_with_the_reason(lab):
+    s = studio(lab)
+    assert s.use_output.disabled and s.to_inpaint.disabled and "first picture" in s.use_output.tooltip
+    assert s.sampling.strength.layout.display == "none" and "strength hidden" in s.mode_note.value
+    assert s.sampling.switch_at.layout.display == "none" and "no refiner" in s.mode_note.value
+    s.mode.value = "img2img"
+    assert s.sampling.strength.layout.display != "none" and "input picture" in s.mode_note.value
+    s.mode.value = "txt2img"
+    s.generate()
+    assert not s.use_output.disabled and not s.to_inpaint.disabled
