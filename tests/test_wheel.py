@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parents[1]
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "labkit", "widgets")
-WIDGETS = ("mask_canvas.js", "mask_canvas.css")
+WIDGETS = ("mask_canvas.js", "mask_canvas.css", "hotkeys.js", "pictures.js", "pictures.css")
 DOCS = ("labkit/toy/README.md", "labkit/toy/logs/", "labkit/toy/samples/")  # kept out of the wheel on purpose
 
 WHEEL_SCRIPT = r"""

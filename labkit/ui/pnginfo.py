@@ -17,6 +17,10 @@ class PngInfo(w.VBox):
 
     def __init__(self):
         self.recipe, self.picture, self._send = None, None, []
+        from .pictures import DropZone
+
+        self.drop = DropZone(label="drop a PNG here (or click to choose one)")
+        self.drop.on_file(lambda name, data: self.read(data))
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="picture")
         self.text = w.Textarea(placeholder="…or paste infotext (A1111's parameters) or a ComfyUI / labkit JSON",
                                rows=3, layout=w.Layout(width="auto"))
@@ -30,7 +34,7 @@ class PngInfo(w.VBox):
         self.read_button.on_click(lambda _: self.read(self.text.value))
         for mode, button in self.buttons.items():
             button.on_click(lambda _, mode=mode: self.send_to(mode))
-        super().__init__([w.HBox([self.upload, self.read_button]), self.text, w.HBox([self.image, self.view]),
+        super().__init__([self.drop, w.HBox([self.upload, self.read_button]), self.text, w.HBox([self.image, self.view]),
                           w.HBox(list(self.buttons.values()))])
 
     def on_send(self, callback) -> None:

@@ -22,6 +22,7 @@ from .gallery import Compare, Gallery
 from .hotkeys import Hotkeys
 from .loras import LoraToggles
 from .models import ModelPicker
+from .pictures import PictureGrid
 from .pnginfo import PngInfo
 from .xyz import XyzPlot
 from .progress import StepPreview
@@ -47,7 +48,7 @@ class Runner:
         self.threads = threads  # torch threads of the worker (None: torch's default)
         self._guard = threading.Lock()
         self._changed = threading.Condition(self._guard)
-        self.busy = False
+        self.busy = self.running = False  # running: a job has left the queue and runs
         self.queue = []
         self.thread = None
 
@@ -59,7 +60,7 @@ class Runner:
             else:
                 self.queue.append(job)
             was_idle, self.busy = not self.busy, True
-            waiting = len(self.queue) - was_idle
+            waiting = len(self.queue) - (not self.running)  # a job not yet taken by an idle worker runs next
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, name="labkit-studio", daemon=True)
                 self.thread.start()
@@ -82,10 +83,10 @@ class Runner:
         while True:
             with self._guard:
                 if not self.queue:  # the thread ends with the burst of runs (and its OpenMP team with it)
-                    self.busy, self.thread = False, None
+                    self.busy, self.running, self.thread = False, False, None
                     self._changed.notify_all()
                     return
-                job = self.queue.pop(0)
+                job, self.running = self.queue.pop(0), True
                 waiting = len(self.queue)
             self.on_queue(waiting)
             try:
@@ -153,9 +154,7 @@ class Studio(w.VBox):
         self.image.add_class("labkit-output")
         self.image.layout.display = "none"  # no empty box before the first picture: the hint stands there
         self.hint = w.HTML("<i>Press Generate (or Ctrl+Enter in the prompt): the picture appears here.</i>")
-        self.batch_view = w.HBox(layout=w.Layout(flex_flow="row wrap", display="none"))
-        self.pick = w.ToggleButtons(options=[], layout=w.Layout(display="none"), style={"button_width": "auto"})
-        self.pick.add_class("labkit-pick")
+        self.batch_view = PictureGrid(layout=w.Layout(display="none"))  # a batch: click a picture to pick it
         self.selected = 0  # the picture of the batch that "→ img2img" / "→ inpaint" take
         self.notes = w.HTML(layout=w.Layout(max_width="100%"))
         self.notes.add_class("labkit-notes")
@@ -176,7 +175,7 @@ class Studio(w.VBox):
         side = max(256, self.lab.native_size)
         picture = w.VBox([w.HBox([self.generate_button, self.live]), w.HBox([self.use_output, self.to_inpaint]),
                           w.HBox([self.queued, self.clear_queue]), self.hint, self.image,
-                          self.batch_view, self.pick, self.notes, self.preview],
+                          self.batch_view, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
         tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare, self.png_info,
                       self.xyz, self.models])
@@ -199,7 +198,7 @@ class Studio(w.VBox):
         self.png_info.on_send(self.receive)
         for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, self.mode]:
             control.observe(self._changed, names="value")
-        self.pick.observe(lambda c: self._select(c["new"]), names="value")
+        self.batch_view.observe(lambda c: self._select(c["new"]), names="selected")
         self._wire_loras()
         self.models.on_load(self.set_lab)
         self.mask.observe(self._changed, names=["strokes", "inverted"])
@@ -414,22 +413,16 @@ class Studio(w.VBox):
                 self.compare.set(previous, result)
 
     def _show_batch(self, result) -> None:
-        """One picture: shown large. A batch: every picture as a grid, the picked one large."""
+        """One picture: shown large. A batch: every picture in a grid too (click one to pick it: shown large)."""
+        from .gallery import caption
+
         many = len(result.images) > 1
-        thumb = max(48, (max(256, self.lab.native_size)) // min(4, len(result.images)) - 8)
-        tiles = []
-        for image in result.images if many else []:
-            tile = image_widget(thumb)
-            tile.value = png(image)
-            tiles.append(tile)
-        self.batch_view.children = tiles
-        self.batch_view.layout.display = None if many else "none"
+        thumb = max(48, max(256, self.lab.native_size) // min(4, len(result.images)) - 12)
         with self._quietly():
-            self.pick.options = [(f"seed {seed}", i) for i, seed in enumerate(result.seeds)] if many else []
-            self.pick.layout.display = None if many else "none"
             self.selected = 0
-            if many:
-                self.pick.value = 0
+            self.batch_view.show(result.images if many else [], [caption(result, i) for i in range(len(result.images))]
+                                 if many else [], size=thumb)
+        self.batch_view.layout.display = None if many else "none"
         self.image.value = png(result.images[0])
 
     def _select(self, index) -> None:

@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.browser
 pytest.importorskip("playwright.sync_api", reason="the playwright package is missing: bin/setup installs it")
 
-from tests.browser.test_studio_browser import STUDIO, open_page, run_all_cells  # noqa: E402
+from tests.browser.test_studio_browser import STUDIO, open_page, run_all_cells, run_code  # noqa: E402
 
 SIZES = [(1280, 800), (1920, 1080)]
 SETUP = """import labkit
@@ -73,6 +73,15 @@ def test_nothing_overflows_or_overlaps(layout_page, artifacts, width, height):
     studio = page.locator(STUDIO).first
     studio.scroll_into_view_if_needed()
     studio.screenshot(path=str(artifacts / f"layout-{width}x{height}.png"))
-    assert page.locator(f"{STUDIO} .labkit-pick button").count() == 4  # the batch is shown
+    assert page.locator(f"{STUDIO} .labkit-picture").count() == 4  # the batch is shown
     problems = studio.evaluate(MEASURE_JS)
     assert problems == [], "\n".join(problems)
+
+
+def test_clicking_a_batch_picture_picks_it(layout_page):
+    page = layout_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator(f"{STUDIO} .labkit-picture").nth(2).click()
+    page.wait_for_function("(sel) => document.querySelectorAll(sel)[2].classList.contains('labkit-selected')",
+                           arg=f"{STUDIO} .labkit-picture")
+    assert run_code(page, "[s.selected, s.batch_view.selected]") == [2, 2]

@@ -10,6 +10,7 @@ from tests.helpers.labs import make_lab
 import labkit
 from labkit import Params
 from labkit.ui import Studio
+from labkit.ui.common import png
 from labkit.ui.gallery import caption
 from labkit.ui.mask import MaskCanvas
 
@@ -28,18 +29,18 @@ def test_a_batch_of_four_shows_four_pictures_in_the_panel_and_the_gallery(lab):
     s = studio(lab)
     s.sampling.batch.value = 4
     r = s.generate()
-    assert len(r.images) == 4 and len(s.batch_view.children) == 4
-    assert s.batch_view.layout.display != "none" and [label for label, _ in s.pick.options] == [
-        f"seed {seed}" for seed in r.seeds]
+    assert len(r.images) == 4 and len(s.batch_view.pictures) == 4
+    assert s.batch_view.layout.display != "none"
+    assert [f"seed {seed}" in text for seed, text in zip(r.seeds, s.batch_view.captions)] == [True] * 4
     assert len(s.gallery.pictures) == 4 and len(s.gallery.grid.children) == 4
-    s.pick.value = 2  # pick the third picture: shown large, and what "→ img2img" takes
-    assert s.image.value == s.batch_view.children[2].value
+    s.batch_view.selected = 2  # a click on the third picture: shown large, and what "→ img2img" takes
+    assert s.image.value == png(r.images[2])
     s.use_result()
     assert s.input_image.tobytes() == r.images[2].convert("RGB").tobytes()
     s.sampling.batch.value = 1
     s.mode.value = "txt2img"
     s.generate()
-    assert s.batch_view.layout.display == "none" and s.pick.layout.display == "none"
+    assert s.batch_view.layout.display == "none" and s.batch_view.pictures == []
 
 
 def test_a_typed_seed_is_used_as_typed_and_not_overwritten(lab):
@@ -192,6 +193,10 @@ def test_runs_asked_for_during_a_run_wait_in_a_visible_queue_that_can_be_cleared
     s._call = call
     s.sampling.cfg.value = 2.0
     assert s.start()
+    for _ in range(600):  # the first run has begun (and waits for `release`)
+        if cfgs:
+            break
+        time.sleep(0.05)
     for cfg in (3.0, 4.0):  # each press queues the settings as they are at the press
         s.sampling.cfg.value = cfg
         s.start()
@@ -243,7 +248,7 @@ def test_a_picked_picture_goes_to_inpaint_with_the_mask_tab_open(lab):
     s = studio(lab)
     s.sampling.batch.value = 2
     r = s.generate()
-    s.pick.value = 1
+    s.batch_view.selected = 1
     s.to_inpaint.click()
     assert s.mode.value == "inpaint" and s.tabs.selected_index == 1
     assert s.input_image.tobytes() == r.images[1].convert("RGB").tobytes()
@@ -356,3 +361,11 @@ def test_controls_that_do_not_apply_are_hidden_or_disabled_with_the_reason(lab):
     s.mode.value = "txt2img"
     s.generate()
     assert not s.use_output.disabled and not s.to_inpaint.disabled
+
+
+def test_a_picture_dropped_on_png_info_is_read(lab, tmp_path):
+    path = studio(lab).generate(cfg=2.5, seed=41).save(tmp_path / "dropped.png")
+    s = studio(lab)
+    s.png_info.drop._message(s.png_info.drop, {"event": "file", "name": "dropped.png"}, [path.read_bytes()])
+    assert "2.5" in s.png_info.view.value and "41" in s.png_info.view.value
+    assert not s.png_info.buttons["inpaint"].disabled  # the dropped picture can be inpainted
