@@ -34,7 +34,8 @@ class PngInfo(w.VBox):
         self.read_button.on_click(lambda _: self.read(self.text.value))
         for mode, button in self.buttons.items():
             button.on_click(lambda _, mode=mode: self.send_to(mode))
-        super().__init__([self.drop, w.HBox([self.upload, self.read_button]), self.text, w.HBox([self.image, self.view]),
+        super().__init__([self.drop, w.HBox([self.upload, self.read_button]), self.text,
+                          w.HBox([self.image, self.view]),
                           w.HBox(list(self.buttons.values()))])
 
     def on_send(self, callback) -> None:
