@@ -15,6 +15,11 @@ WORDS = {"gpu": ("cuda", "mps", "xpu"), "nvidia": ("cuda",), "cuda0": ("cuda",),
          "apple": ("mps",), "intel": ("xpu",), "auto": ("cuda", "mps", "cpu")}
 
 
+def cpu_cores() -> int:
+    """The cores this process may use (its affinity mask where the OS has one): what sweeps and the Studio divide."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _has(kind: str) -> int:
     """How many devices of `kind` torch can use here (0 when none)."""
     import torch

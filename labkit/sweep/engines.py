@@ -30,11 +30,6 @@ class Job:
     payload: object
 
 
-def cpu_count() -> int:
-    """Cores this process may use (the affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def limit_threads(threads: int) -> None:
     """Give this worker `threads` cores for torch and OpenMP, so workers do not fight for the same cores."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -62,17 +62,20 @@ def batches(indices: list, rows: list, base: Params, max_batch: int) -> list[Job
     jobs = []
     for i in indices:
         p = base.replace(**rows[i])
-        last = jobs[-1] if jobs else None
-        if (last is not None and p.seed != -1 and p.batch_size == 1 and len(last.runs) < max_batch
-                and last.payload["params"] == p.replace(seed=last.payload["seed"]).to_dict()
-                and p.seed == last.payload["seed"] + len(last.runs)):
-            last.runs.append(i)
-            last.rows.append(rows[i])
+        if jobs and joins(jobs[-1], p, max_batch):
+            jobs[-1].runs.append(i)
+            jobs[-1].rows.append(rows[i])
             continue
-        jobs.append(Job([i], [rows[i]], {"params": p.to_dict(), "seed": p.seed}))
-    for job in jobs:
-        job.payload = {"params": job.payload["params"], "runs": list(job.runs), "rows": list(job.rows)}
+        runs, batch_rows = [i], [rows[i]]
+        jobs.append(Job(runs, batch_rows, {"params": p, "runs": runs, "rows": batch_rows}))
     return jobs
+
+
+def joins(job: Job, p: Params, max_batch: int) -> bool:
+    """Whether `p` is the next picture of `job`'s batch: the same settings, the next seed (A1111's batch rule)."""
+    first = job.payload["params"]
+    return (first.seed != -1 and p.batch_size == 1 and len(job.runs) < max_batch
+            and p.replace(seed=first.seed) == first and p.seed == first.seed + len(job.runs))
 
 
 def open_model(model, options: dict):
@@ -88,7 +91,7 @@ def run_batch(lab, payload: dict) -> dict:
     from ..recipes import save_image
 
     runs, rows = payload["runs"], payload["rows"]
-    p = Params.from_dict(payload["params"])
+    p = payload["params"]
     p = p.replace(seed=resolve_seed(p.seed), batch_size=p.batch_size if len(runs) == 1 else len(runs))
     start = time.perf_counter()
     result = lab.txt2img(params=p)

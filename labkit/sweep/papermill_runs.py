@@ -70,11 +70,11 @@ def default_kind(source: str | None):
     return next((kind for kind in (bool, int, float, str) if type(value) is kind), None)
 
 
-def plan_rows(notebook, grid, zip: bool = False) -> list[dict]:
+def plan_rows(notebook, grid, zip: bool = False, known: dict | None = None) -> list[dict]:
     """The runs of a sweep: `grid` {parameter: values or A1111 text} as a product (or zipped), a list of row
     dicts, or a .csv/.json file of rows, each checked against the notebook's parameters (names and the types of
     their defaults)."""
-    known = notebook_parameters(notebook)
+    known = notebook_parameters(notebook) if known is None else known
     rows = grid_rows(grid, known, lambda names: unknown_names(names, known), zip)
     for row in rows:
         for name, value in row.items():
@@ -109,7 +109,8 @@ def notebooks(notebook, grid, out, *, zip: bool = False, retry_failed: bool = Fa
     `engine="local"` runs `workers` notebooks at once on this machine (default 1; 0 runs papermill in this
     process), the cores divided among their kernels; `engine="ray"` makes each run a Ray task (`address=None`
     starts Ray here, "auto" or "host:port" joins a cluster). Over 1000 rows need `confirm=True`."""
-    rows = plan_rows(notebook, grid, zip)
+    known = notebook_parameters(notebook)
+    rows = plan_rows(notebook, grid, zip, known)
     check_engine_args(engine, address, 0, workers)
     check_size(len(rows), "", confirm)
     path = Path(notebook).resolve()
@@ -121,7 +122,7 @@ def notebooks(notebook, grid, out, *, zip: bool = False, retry_failed: bool = Fa
                   "rows": rows}
     pool = connect(engine, None, run_notebook, address, 0)
     folder, done = open_folder(out, definition)
-    takes_out_dir = "out_dir" in notebook_parameters(notebook)
+    takes_out_dir = "out_dir" in known
     pending = to_run(rows, done, retry_failed)
     payload = {"source": source, "name": path.name, "cwd": str(cwd or path.parent), "kernel": kernel,
                "takes_out_dir": takes_out_dir}

@@ -11,7 +11,8 @@ flight.
 import socket
 
 from ..errors import BadInput, LabkitError
-from .engines import call, cpu_count, limit_threads
+from ..devices import cpu_cores
+from .engines import call, limit_threads
 
 CONNECT_SECONDS = 5  # how long a cluster address may take to accept a connection before the sweep gives up
 
@@ -63,7 +64,7 @@ class RayPool:
         check_address(self.address)
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, num_cpus=cpu_count() if self.address is None else None,
+                ray.init(address=self.address, num_cpus=cpu_cores() if self.address is None else None,
                          include_dashboard=False, log_to_driver=False, logging_level="ERROR")
             except ConnectionError as error:
                 raise LabkitError(f"Could not join the Ray cluster at {self.address!r}: {error}") from None

@@ -6,7 +6,8 @@ import time
 
 from .. import checks
 from ..errors import BadInput, TooLarge
-from .engines import LocalPool, cpu_count, in_process
+from ..devices import cpu_cores
+from .engines import LocalPool, in_process
 from .folder import finish, save_files, write_results
 
 CONFIRM_ROWS = 1000  # a sweep of more rows runs only when asked (confirm=True, or --yes on the command line)
@@ -29,7 +30,7 @@ def to_run(rows: list, done: dict, retry_failed: bool) -> list[int]:
 def split_workers(workers, jobs: int, memory_fit: int | None = None) -> tuple[int, int]:
     """(workers, threads each): by default one worker per core (fewer when there are fewer jobs or the model does
     not fit that many times in memory), the cores divided among them."""
-    cores = cpu_count()
+    cores = cpu_cores()
     if workers is None:
         workers = max(1, min(cores, jobs, memory_fit or cores))
     workers = checks.whole("workers", workers, low=0, example="workers=2")

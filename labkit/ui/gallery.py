@@ -137,16 +137,16 @@ class Gallery(w.VBox):
         import base64
         import html
 
-        data = base64.b64encode(png(result.images[i])).decode()
-        image = w.HTML(f'<img src="data:image/png;base64,{data}" width="{self.thumb}" '
-                       f'title="{html.escape(infotext_of(result, i))}" style="image-rendering: pixelated">')
+        data, hover = base64.b64encode(png(result.images[i])).decode(), html.escape(infotext_of(result, i))
+        image = w.HTML(f'<img src="data:image/png;base64,{data}" width="{self.thumb}" title="{hover}" '
+                       f'style="image-rendering: pixelated">')
         restore = w.Button(description="restore", layout=w.Layout(width=f"{self.thumb}px"))
         save = w.Button(description="save", layout=w.Layout(width=f"{self.thumb}px"))
         view = w.Button(description="view", layout=w.Layout(width=f"{self.thumb}px"))
         for button, act in ((restore, self.restore), (view, self.view), (save, self.save)):
             button.on_click(guarded(self.output, lambda _, act=act: act(self.position(result, i))))
-        label = w.HTML(f'<small title="{html.escape(infotext_of(result, i))}">{html.escape(caption(result, i))}'
-                       f'</small>', layout=w.Layout(width=f"{self.thumb + 40}px"))
+        label = w.HTML(f'<small title="{hover}">{html.escape(caption(result, i))}</small>',
+                       layout=w.Layout(width=f"{self.thumb + 40}px"))
         tile = w.VBox([image, label, view, restore, save], layout=w.Layout(width=f"{self.thumb + 48}px"))
         tile.add_class("labkit-gallery-tile")
         return tile

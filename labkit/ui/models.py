@@ -15,10 +15,15 @@ SUFFIXES = (".safetensors",)
 AUTOMATIC, NONE = "automatic (the checkpoint's own)", "none"
 
 
-def model_files(root, kind: str) -> list[Path]:
-    """The .safetensors files of `kind` under `root` (A1111's models/ folder, or its parent), sorted."""
+def kind_folder(root, kind: str) -> Path | None:
+    """A1111's folder for `kind` under `root` (its models/ folder, or the folder above it), None when absent."""
     root = Path(root).expanduser()
-    folder = next((f for f in (root / FOLDERS[kind], root / "models" / FOLDERS[kind]) if f.is_dir()), None)
+    return next((f for f in (root / FOLDERS[kind], root / "models" / FOLDERS[kind]) if f.is_dir()), None)
+
+
+def model_files(root, kind: str) -> list[Path]:
+    """The .safetensors files of `kind` under `root`, sorted."""
+    folder = kind_folder(root, kind)
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES) if folder else []
 
 
@@ -91,8 +96,7 @@ class ModelPicker(w.VBox):
     @property
     def lora_folder(self) -> Path | None:
         """The folder's Lora/ (A1111's layout), added to a loaded model's LoRA search paths."""
-        root = Path(self.folder.value).expanduser()
-        return next((f for f in (root / FOLDERS["lora"], root / "models" / FOLDERS["lora"]) if f.is_dir()), None)
+        return kind_folder(self.folder.value, "lora")
 
     def load(self):
         """Open the chosen checkpoint (with the VAE) and refiner; hand them to the `on_load` callbacks."""

@@ -32,7 +32,7 @@ TYPING_PAUSE = 1.0  # seconds a live Studio waits after the last keystroke in a 
 STYLE = """
 .labkit-studio .labkit-notes, .labkit-studio .labkit-error { overflow-wrap: anywhere; word-break: break-word; }
 .labkit-studio textarea { box-sizing: border-box; max-width: 100%; }
-.labkit-studio .labkit-output img, .labkit-studio img { max-width: 100%; }
+.labkit-studio img { max-width: 100%; }
 .labkit-studio img.labkit-viewer { max-width: none; image-rendering: pixelated; }
 """
 
@@ -104,12 +104,11 @@ def worker_threads(lab, threads: int | None) -> int | None:
     """The torch threads of the Studio's worker on a CPU: `threads`, else half the cores. A second OpenMP team
     beside the kernel's (which loaded the model) ran the toy model 3x slower with both cores than with one
     (measured on 2 cores: 1.0 s against 0.3 s a run); on a GPU the CPU threads hardly matter (None)."""
+    from ..devices import cpu_cores
+
     if threads is not None or not str(lab.device).startswith("cpu"):
         return threads
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // 2)
+    return max(1, cpu_cores() // 2)
 
 
 class Studio(w.VBox):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import labkit
-from labkit.sweep.engines import cpu_count
+from labkit.devices import cpu_cores as cpu_count
 
 FAST = {"prompt": "a blue triangle on a black background", "steps": 4, "sampler": "Euler"}
 
@@ -47,6 +47,8 @@ def test_consecutive_seeds_run_as_one_batch_and_draw_the_same_pictures(tmp_path)
     rows = [{"seed": s} for s in (0, 1, 2, 3, 4, 9)] + [{"seed": 5, "cfg": 3.0}]
     jobs = batches(list(range(len(rows))), rows, labkit.Params(**FAST), max_batch=4)
     assert [job.runs for job in jobs] == [[0, 1, 2, 3], [4], [5], [6]]  # at most 4; a gap or a change splits
+    random_first = batches([0, 1], [{"seed": -1}, {"seed": 0}], labkit.Params(**FAST), max_batch=4)
+    assert [job.runs for job in random_first] == [[0], [1]]  # a random seed never heads a batch
     grid = {"seed": "0-3"}
     batched = labkit.sweep.generate("toy", grid, tmp_path / "a", workers=0, progress=False, **FAST)
     single = labkit.sweep.generate("toy", grid, tmp_path / "b", workers=0, batch=1, progress=False, **FAST)

@@ -117,7 +117,7 @@ def test_record_outside_a_kernel_returns_the_value_and_refuses_what_json_cannot_
 
 
 def test_local_workers_run_notebooks_side_by_side_with_the_cores_divided(jupyter):
-    from labkit.sweep.engines import cpu_count
+    from labkit.devices import cpu_cores as cpu_count
 
     cell = nbformat.v4.new_code_cell("a = 1")
     cell.metadata["tags"] = ["parameters"]
