@@ -35,7 +35,8 @@ function drop({ model, el }) {
   el.appendChild(input);
   const send = async (file) => {
     if (!file) return;
-    model.send({ event: "file", name: file.name }, [await file.arrayBuffer()]);
+    // send(content, callbacks, buffers): the bytes go as the third argument
+    model.send({ event: "file", name: file.name }, undefined, [await file.arrayBuffer()]);
   };
   el.addEventListener("click", () => input.click());
   input.addEventListener("change", () => send(input.files[0]));

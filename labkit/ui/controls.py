@@ -90,7 +90,8 @@ class SamplingControls(w.VBox):
                                         description="steps", style=style, readout=False, layout=wide)
         self.steps = w.BoundedIntText(p.steps, min=1, max=STEPS_MAX, layout=w.Layout(width="70px"))
         self.steps.add_class("labkit-steps")
-        self.cfg = w.FloatSlider(p.cfg, min=1.0, max=30.0, step=0.5, description="CFG scale", style=style,
+        # step 0.05: a restored recipe's CFG 7.25 (ComfyUI's are often so) must not snap to 7.0 in the browser
+        self.cfg = w.FloatSlider(p.cfg, min=1.0, max=30.0, step=0.05, description="CFG scale", style=style,
                                  layout={"width": "370px"})
         self.sampler = w.Dropdown(options=samplers.names(), value=p.sampler, description="sampler", style=style,
                                   layout={"width": "230px"})
@@ -172,12 +173,13 @@ class SamplingControls(w.VBox):
                 self._snapping = False
 
     def apply(self, params: Params) -> Params:
-        """`params` with these controls' values (the seed as typed: -1 draws a new one each run)."""
-        return params.replace(steps=self.steps.value, cfg=self.cfg.value, sampler=self.sampler.value,
+        """`params` with these controls' values (the seed as typed: -1 draws a new one each run). A browser's
+        slider sends 3.4999999999999996 for 3.5: the fractions are rounded to their slider's precision."""
+        return params.replace(steps=self.steps.value, cfg=round(self.cfg.value, 2), sampler=self.sampler.value,
                               schedule=self.schedule.value, width=snap(self.width.value),
                               height=snap(self.height.value), seed=self.seed.value,
-                              batch_size=self.batch.value, strength=self.strength.value,
-                              switch_at=self.switch_at.value)
+                              batch_size=self.batch.value, strength=round(self.strength.value, 3),
+                              switch_at=round(self.switch_at.value, 3))
 
     def show(self, params: Params) -> None:
         """Set the controls from `params` (a restored result: its own seed)."""

@@ -63,9 +63,13 @@ class ModelPicker(w.VBox):
         self.refiner = w.Dropdown(description="refiner", layout=w.Layout(width="420px"))
         self.badges = {name: w.HTML() for name in ("checkpoint", "vae", "refiner")}
         self.load_button = w.Button(description="load", button_style="primary")
+        self.load_button.add_class("labkit-model-load")
         self.message = w.HTML()
+        self.message.add_class("labkit-model-message")
         self.folder.observe(lambda _: self.scan(), names="value")
         for name in ("checkpoint", "vae", "refiner"):
+            getattr(self, name).add_class(f"labkit-model-{name}")
+            self.badges[name].add_class(f"labkit-badge-{name}")
             getattr(self, name).observe(lambda _, name=name: self._badge(name), names="value")
         self.load_button.on_click(lambda _: self.load())
         super().__init__([self.folder, *(w.HBox([getattr(self, n), self.badges[n]]) for n in self.badges),

@@ -22,6 +22,7 @@ class PngInfo(w.VBox):
         self.drop = DropZone(label="drop a PNG here (or click to choose one)")
         self.drop.on_file(lambda name, data: self.read(data))
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="picture")
+        self.upload.add_class("labkit-pnginfo-upload")
         self.text = w.Textarea(placeholder="…or paste infotext (A1111's parameters) or a ComfyUI / labkit JSON",
                                rows=3, layout=w.Layout(width="auto"))
         self.read_button = w.Button(description="read text")

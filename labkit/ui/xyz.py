@@ -26,6 +26,8 @@ class XyzPlot(w.VBox):
                               layout=w.Layout(width="240px"))
             values = w.Text(placeholder="values: 1-5, 1-10 (+2), 10-20 [5], Euler, DPM++ 2M",
                             layout=w.Layout(width="360px"))
+            name.add_class(f"labkit-xyz-{axis}")
+            values.add_class(f"labkit-xyz-{axis}-values")
             name.observe(lambda _: self.refresh_choices(), names="value")
             self.axes[axis] = (name, values)
             rows.append(w.HBox([name, values]))
@@ -35,6 +37,7 @@ class XyzPlot(w.VBox):
         self.status.add_class("labkit-xyz-status")
         self.image = image_widget(512)
         self.image.layout.display = "none"
+        self.image.add_class("labkit-xyz-grid")
         self.thread = None
         self.button.on_click(lambda _: self.start())
         super().__init__([*rows, w.HBox([self.button, self.confirm]), self.status, self.image])

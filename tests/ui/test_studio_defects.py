@@ -369,3 +369,13 @@ def test_a_picture_dropped_on_png_info_is_read(lab, tmp_path):
     s.png_info.drop._message(s.png_info.drop, {"event": "file", "name": "dropped.png"}, [path.read_bytes()])
     assert "2.5" in s.png_info.view.value and "41" in s.png_info.view.value
     assert not s.png_info.buttons["inpaint"].disabled  # the dropped picture can be inpainted
+
+
+def test_fractions_sent_back_by_a_browser_slider_are_read_at_the_sliders_precision(lab):
+    s = studio(lab)
+    s.sampling.cfg.value = 3.4999999999999996  # what Chromium's slider sent back for a restored CFG 3.5
+    s.sampling.strength.value = 0.7500000000000001
+    p = s.sampling.apply(Params())
+    assert (p.cfg, p.strength) == (3.5, 0.75)
+    s.sampling.show(Params(cfg=7.25))  # a ComfyUI recipe's CFG stays as it is, not snapped to 7.0
+    assert s.sampling.apply(Params()).cfg == 7.25
