@@ -30,6 +30,8 @@ _LAZY = {
     "devices": ("labkit.devices", None),
     "sweep": ("labkit.sweep", None),
     "record": ("labkit.sweep.record", "record"),
+    "ControlUnit": ("labkit.controlnet.units", "ControlUnit"),
+    "controlnet": ("labkit.controlnet", None),
 }
 
 __all__ = ["__version__", "BadInput", "LabkitError", "LoraMismatch", "TooLarge", "UnsafeFile", "UnsupportedFile",

@@ -113,30 +113,7 @@ class Place:
 
 def unet_plan(unet):
     """{diffusers module: (LDM module, renames)}, with block indices counted from the model itself."""
-    plan = {diffusers: (ldm, {}) for diffusers, ldm in UNET_TOP.items()}
-
-    index = 1  # input_blocks.0 is conv_in; each resnet(+attention) and each downsampler takes one index
-    for b, block in enumerate(unet.down_blocks):
-        _check_class(block, UNET_DOWN_BLOCKS, f"down_blocks.{b}")
-        attentions = getattr(block, "attentions", None) or []
-        for j in range(len(block.resnets)):
-            plan[f"down_blocks.{b}.resnets.{j}"] = (f"input_blocks.{index}.0", UNET_RESNET)
-            if attentions:
-                _check_class(attentions[j], UNET_ATTENTIONS, f"down_blocks.{b}.attentions.{j}")
-                plan[f"down_blocks.{b}.attentions.{j}"] = (f"input_blocks.{index}.1", {})
-            index += 1
-        if block.downsamplers:
-            plan[f"down_blocks.{b}.downsamplers.0.conv"] = (f"input_blocks.{index}.0.op", {})
-            index += 1
-
-    mid = unet.mid_block
-    _check_class(mid, UNET_MID_BLOCKS, "mid_block")
-    plan["mid_block.resnets.0"] = ("middle_block.0", UNET_RESNET)
-    for k, attention in enumerate(mid.attentions):  # middle_block: resnet, attention, resnet[, attention, resnet]
-        _check_class(attention, UNET_ATTENTIONS, f"mid_block.attentions.{k}")
-        plan[f"mid_block.attentions.{k}"] = (f"middle_block.{2 * k + 1}", {})
-        plan[f"mid_block.resnets.{k + 1}"] = (f"middle_block.{2 * k + 2}", UNET_RESNET)
-
+    plan = encoder_plan(unet)
     index = 0  # each output block: resnet at .0, attention at .1, upsampler after them (last one of a level)
     for b, block in enumerate(unet.up_blocks):
         _check_class(block, UNET_UP_BLOCKS, f"up_blocks.{b}")
@@ -151,6 +128,34 @@ def unet_plan(unet):
             if block.upsamplers and j == len(block.resnets) - 1:
                 plan[f"up_blocks.{b}.upsamplers.0.conv"] = (f"output_blocks.{index}.{slot}.conv", {})
             index += 1
+    return plan
+
+
+def encoder_plan(model):
+    """The plan of a UNet's top modules, down blocks and middle block: all of a UNet that a ControlNet copies."""
+    plan = {diffusers: (ldm, {}) for diffusers, ldm in UNET_TOP.items()}
+
+    index = 1  # input_blocks.0 is conv_in; each resnet(+attention) and each downsampler takes one index
+    for b, block in enumerate(model.down_blocks):
+        _check_class(block, UNET_DOWN_BLOCKS, f"down_blocks.{b}")
+        attentions = getattr(block, "attentions", None) or []
+        for j in range(len(block.resnets)):
+            plan[f"down_blocks.{b}.resnets.{j}"] = (f"input_blocks.{index}.0", UNET_RESNET)
+            if attentions:
+                _check_class(attentions[j], UNET_ATTENTIONS, f"down_blocks.{b}.attentions.{j}")
+                plan[f"down_blocks.{b}.attentions.{j}"] = (f"input_blocks.{index}.1", {})
+            index += 1
+        if block.downsamplers:
+            plan[f"down_blocks.{b}.downsamplers.0.conv"] = (f"input_blocks.{index}.0.op", {})
+            index += 1
+
+    mid = model.mid_block
+    _check_class(mid, UNET_MID_BLOCKS, "mid_block")
+    plan["mid_block.resnets.0"] = ("middle_block.0", UNET_RESNET)
+    for k, attention in enumerate(mid.attentions):  # middle_block: resnet, attention, resnet[, attention, resnet]
+        _check_class(attention, UNET_ATTENTIONS, f"mid_block.attentions.{k}")
+        plan[f"mid_block.attentions.{k}"] = (f"middle_block.{2 * k + 1}", {})
+        plan[f"mid_block.resnets.{k + 1}"] = (f"middle_block.{2 * k + 2}", UNET_RESNET)
     return plan
 
 

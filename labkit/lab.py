@@ -15,6 +15,7 @@ from .memory import offloaded
 from .lora.runs import load_refiner_loras, lora_record, with_lora_tags
 from .params import Params
 from .steps import step_callbacks
+from .unet_hooks import cast_conditioning
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")  # the dtypes a Lab runs in
 # pipeline constructor flags labkit always sets (no safety checker, no invisible watermark: reproducible pixels)
@@ -49,6 +50,9 @@ class Lab:
         from .lora import LoraManager
 
         self.loras = LoraManager(self)
+        from .controlnet.manager import ControlNets
+
+        self.controlnets = ControlNets(self)
         self._pipes = {}
         self.limits = Limits()
         self._weights = (None, 0)  # (what the count was made of, bytes)
@@ -239,13 +243,16 @@ class Lab:
             crop = im.crop_region(pipe, mask, p) if p.only_masked else None
         pipe.scheduler = scheduler
         timings, stages = {}, {"base": self.name or self.family}
+        from .controlnet.run import for_lab, record
+
+        controls = for_lab(self, p, mode, image)
 
         from .prompts import extract_networks
 
         _, tags, unsupported = extract_networks(p.prompt)
         notes += [f"{tag} ignored: labkit applies only <lora:...> tags" for tag in unsupported]
         with self.loras.for_call(tags) as base_loras, offloaded(self, pipe):
-            latents = self._denoise(mode, pipe, p, image, mask, crop, refiner, on_step, timings)
+            latents = self._denoise(mode, pipe, p, image, mask, crop, refiner, on_step, timings, controls)
         loras = [lora_record(a, "base") for a in base_loras]
         if refiner is not None:
             t = perf_counter()
@@ -258,6 +265,7 @@ class Lab:
                 notes.append("LoRAs touched the base only: " + ", ".join(a.name for a in base_loras) +
                              " (pass refiner_loras= to load some into the refiner)")
         p = p.replace(prompt=with_lora_tags(p.prompt, base_loras, tags))
+        p, control_maps = record(controls, p, notes, refiner)
 
         t = perf_counter()
         weights = device_weights(self) + (device_weights(refiner) if refiner is not None else 0)
@@ -270,6 +278,7 @@ class Lab:
         timings["decode"] = perf_counter() - t
         result = self._result(pipe, p, images, label or mode, timings, notes, stages, loras, refiner)
         result.latents = latents.detach().float().cpu()  # (B, C, h, w), scaled as the UNet sees them
+        result.control_maps = control_maps
         timings["total"] = perf_counter() - start  # everything the call spent (the file's hash is not needed yet)
         return result
 
@@ -296,7 +305,7 @@ class Lab:
                       model=p.model or self.name)
         return p, image, notes
 
-    def _denoise(self, mode, pipe, p: Params, image, mask, crop, refiner, on_step, timings: dict):
+    def _denoise(self, mode, pipe, p: Params, image, mask, crop, refiner, on_step, timings: dict, controls=None):
         """Encode the prompt and run the pipeline to latents (stopping at `switch_at` when a refiner follows)."""
         t = perf_counter()
         schedule = self.encode_prompt(p)
@@ -306,8 +315,11 @@ class Lab:
         if refiner is not None:
             call["denoising_end"] = p.switch_at
         call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
-        latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
-                       num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
+        from contextlib import nullcontext
+
+        with controls.attached(pipe, p.steps if mode == "txt2img" else None) if controls else nullcontext():
+            latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
+                           num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
         plan = getattr(pipe.scheduler, "labkit_plan", None)
         timings["denoise"] = perf_counter() - t
         return latents if plan is None or refiner is not None else latents * plan.end_scale
@@ -421,16 +433,17 @@ class Lab:
                         guidance_scale=p.cfg, num_images_per_prompt=1, output_type="latent", **schedule[-1],
                         **self._eta(pipe, p)).images
 
-    def reproduce(self, source, *, image=None, mask=None, refiner=None, **overrides):
+    def reproduce(self, source, *, image=None, mask=None, refiner=None, control_images=None, **overrides):
         """Regenerate from the recipe in `source` (PNG path, PIL image, bytes or infotext); the Result's `.report`
-        says which fields were honoured and which differ, and why."""
+        says which fields were honoured and which differ, and why (`control_images`: see labkit.reproduce)."""
         from .reproduce import reproduce
 
         if refiner is not None:
             from .arguments import refiner as check_refiner
 
             check_refiner(self, refiner)
-        return reproduce(self, source, image=image, mask=mask, refiner=refiner, **overrides)
+        return reproduce(self, source, image=image, mask=mask, refiner=refiner, control_images=control_images,
+                         **overrides)
 
     # ---- components ------------------------------------------------------------------------------------
     def save_single_file(self, path, overwrite: bool = False):
@@ -475,18 +488,6 @@ class Lab:
             raise BadInput(f"token={token!r}: give the word that will call the embedding in prompts, without spaces, "
                            f"e.g. token='<my-style>'.")
         return load_embedding(self, path, token)
-
-
-def cast_conditioning(unet, args, kwargs):
-    """UNet forward pre-hook: text conditioning (encoder_hidden_states, SDXL's pooled text_embeds) in the UNet's
-    dtype, whatever dtype the text encoders ran in."""
-    hidden = kwargs.get("encoder_hidden_states")
-    if hidden is not None and hidden.dtype != unet.dtype:
-        kwargs["encoder_hidden_states"] = hidden.to(unet.dtype)
-    added = kwargs.get("added_cond_kwargs")
-    if added and "text_embeds" in added and added["text_embeds"].dtype != unet.dtype:
-        kwargs["added_cond_kwargs"] = {**added, "text_embeds": added["text_embeds"].to(unet.dtype)}
-    return args, kwargs
 
 
 def pipe_arguments(pipe) -> set:

@@ -26,6 +26,9 @@ class Params:
     A1111 and ComfyUI extrapolate toward the negative prompt (CFG 0 is the negative prompt's prediction alone);
     a Result made with CFG below 1 says so in its notes.
 
+    `control`: ControlNet units (`labkit.ControlUnit`, a dict of its fields, or a list of them), as A1111's
+    ControlNet extension sets them; a Result's Params keep each unit's settings without its picture.
+
     Every value is checked when a Params is made (and by `replace`): whole numbers are ints (NumPy integers are
     taken; floats are refused, never rounded; True is not 1), numbers are finite, texts are str. `validate()`
     checks again and returns the Params.
@@ -52,6 +55,7 @@ class Params:
     noise: str = "a1111-cpu"
     sgm_noise_multiplier: bool = False
     model: str = ""
+    control: tuple = ()
 
     def __post_init__(self):
         for name, value in check_all(self).items():
@@ -175,7 +179,14 @@ CHECKS = {
     "noise": _one_of("noise", NOISE_MODES, "the tools whose noise labkit draws"),
     "sgm_noise_multiplier": lambda v: checks.flag("sgm_noise_multiplier", v),
     "model": lambda v: checks.text("model", v),
+    "control": lambda v: _units(v),
 }
+
+
+def _units(value) -> tuple:
+    from .controlnet.units import as_units
+
+    return as_units(value)
 
 
 def check_field(name: str, value):

@@ -31,18 +31,20 @@ HALF_PRECISION = {
 @dataclass
 class Report:
     """`honoured`: fields used as written; `differs`: {what: why it cannot match}; `ignored`: fields labkit has
-    no setting for, with their values; `loras`: how each of the recipe's LoRAs was applied; `tool`: which program
-    wrote the recipe."""
+    no setting for, with their values; `loras`: how each of the recipe's LoRAs was applied; `controls`: which of
+    its ControlNet units run and how; `tool`: which program wrote the recipe."""
 
     tool: str
     honoured: list = field(default_factory=list)
     differs: dict = field(default_factory=dict)
     ignored: dict = field(default_factory=dict)
     loras: list = field(default_factory=list)
+    controls: list = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"recipe written by {self.tool}", f"honoured: {', '.join(self.honoured) or '-'}"]
         lines += [f"lora: {line}" for line in self.loras]
+        lines += [f"controlnet: {line}" for line in self.controls]
         lines += [f"differs: {k}: {why}" for k, why in self.differs.items()]
         if self.ignored:
             lines.append("ignored: " + ", ".join(f"{k}={v}" for k, v in self.ignored.items()))
@@ -55,10 +57,13 @@ def _used(mode: str, refiner) -> list:
             not (f == "switch_at" and refiner is None)]
 
 
-def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
+def reproduce(lab, source, *, image=None, mask=None, refiner=None, control_images=None, **overrides):
     """Run the recipe of `source` (path, PIL image, bytes or infotext) on `lab`; returns a Result whose
     `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=). The
-    recipe's LoRAs are applied when found on `lab.loras.search_paths`, by name or else by hash."""
+    recipe's LoRAs are applied when found on `lab.loras.search_paths`, by name or else by hash; its ControlNet
+    units when their model is found on `lab.controlnets.search_paths` (by name, else by A1111's hash) and their
+    picture is given: `control_images`, one per unit in order (A1111 does not save them; in img2img and inpaint
+    a unit without one takes the init image, as in A1111)."""
     from . import samplers
     from .recipes import read_recipe
 
@@ -75,7 +80,8 @@ def reproduce(lab, source, *, image=None, mask=None, refiner=None, **overrides):
     prompt, removed = _with_loras(lab, recipe, p.prompt, report)
     if removed:
         report.differs["prompt"] = f"ran without {', '.join(removed)}: the LoRA was not found"
-    p = p.replace(prompt=prompt, model=lab.name)
+    p = p.replace(prompt=prompt, model=lab.name, control=_controls(lab, p.control, control_images, recipe.mode,
+                                                                   report))
     _tool_differences(lab, recipe, p, report)
     run = _runner(lab, recipe.mode, image, mask, refiner, recipe, report)
     result = run(params=p)
@@ -127,6 +133,30 @@ def _with_loras(lab, recipe, prompt: str, report: Report) -> tuple[str, list]:
             added.append(lora_tag({**lora, "name": name}))
         report.loras.append(f"{name} found {how}, applied as {lora_tag(lora) if name not in tagged else 'tagged'}")
     return (" ".join([prompt, *added]) if added else prompt), [tag.strip() for tag in removed]
+
+
+def _controls(lab, units, images, mode: str, report: Report) -> tuple:
+    """The recipe's ControlNet units that can run here, with their pictures; the others said in the report."""
+    from .errors import LabkitError
+
+    images = [images] if images is not None and not isinstance(images, (list, tuple)) else list(images or [])
+    kept = []
+    for k, unit in enumerate(units):
+        picture = images[k] if k < len(images) else None
+        if picture is None and mode == "txt2img":
+            report.differs[f"ControlNet {k}"] = (f"{unit.model}: its control picture is not in the recipe (A1111 does "
+                                                 f"not save it): pass control_images=[...]; drawn without the unit")
+            continue
+        try:
+            info = lab.controlnets.load(unit.model)
+        except LabkitError as error:
+            report.differs[f"ControlNet {k}"] = (f"{unit.model} not used: {error} The picture is drawn without "
+                                                 f"the unit")
+            continue
+        report.controls.append(f"ControlNet {k}: {unit.model} found as {info.path.name}, {unit.module}, weight "
+                            f"{unit.weight:g}")
+        kept.append(unit.replace(model=info.title, image=picture))
+    return tuple(kept)
 
 
 def _tool_differences(lab, recipe, p, report: Report) -> None:

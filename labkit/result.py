@@ -27,6 +27,7 @@ class Result:
     stages: dict[str, str] = field(default_factory=dict)
     report: object = None  # set by Lab.reproduce: what of the recipe was honoured
     latents: object = None  # torch (B, C, h, w) float32 on the CPU: the final latents before the VAE decode
+    control_maps: list = field(default_factory=list)  # each ControlNet unit's control map, as the ControlNet saw it
 
     @property
     def image(self):

@@ -17,7 +17,7 @@ ENTRY_POINTS = {
     "labkit.open", "labkit.inspect", "labkit.read_recipe", "labkit.read_params", "Params", "Lab.txt2img",
     "Lab.img2img", "Lab.inpaint", "Lab.outpaint", "Lab.reproduce", "Lab.save_single_file", "Lab.load_embedding",
     "Lab.encode_prompt", "lab.loras", "labkit.grid", "Result.save", "labkit.lora.train", "labkit.samplers",
-    "labkit.tokenizer", "labkit.sweep.generate", "labkit.sweep.notebooks",
+    "labkit.tokenizer", "labkit.sweep.generate", "labkit.sweep.notebooks", "lab.controlnets", "ControlUnit",
 }
 
 

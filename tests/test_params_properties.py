@@ -25,6 +25,29 @@ def numbers(ints, floats=None):
 TEXT = st.from_regex(r"([a-z][a-z ,()]{0,24}[a-z])?", fullmatch=True)  # prompts infotext keeps as written
 SIZES = st.one_of(st.none(), st.integers(1, 256).map(lambda n: 8 * n))
 UNIT = st.floats(0.01, 1.0, allow_nan=False)
+
+
+@st.composite
+def control_units(draw):
+    """0 to 2 ControlNet units with settings A1111's infotext can carry (a module's sliders at values, else None)."""
+    from labkit.controlnet.preprocess import PREPROCESSORS
+    from labkit.controlnet.units import CONTROL_MODES, RESIZE_MODES, ControlUnit
+
+    units = []
+    for _ in range(draw(st.integers(0, 2))):
+        module = draw(st.sampled_from(sorted(PREPROCESSORS)))
+        start = draw(st.sampled_from([0.0, 0.1, 0.25, 0.5]))
+        sliders = {name: float(draw(st.integers(1, 255))) if spec else None
+                   for name, spec in (("threshold_a", PREPROCESSORS[module].a), ("threshold_b", PREPROCESSORS[module].b))}
+        units.append(ControlUnit(draw(st.from_regex(r"[a-z][a-z0-9_]{0,10}( \[[0-9a-f]{8}\])?", fullmatch=True)),
+                                 module=module, weight=draw(st.sampled_from([0.0, 0.5, 1.0, 1.35, 2.0])),
+                                 guidance_start=start, guidance_end=draw(st.sampled_from([0.5, 0.8, 1.0])),
+                                 control_mode=draw(st.sampled_from(CONTROL_MODES)),
+                                 resize_mode=draw(st.sampled_from(RESIZE_MODES)), pixel_perfect=draw(st.booleans()),
+                                 processor_res=draw(st.sampled_from([64, 512, 1024])), **sliders))
+    return tuple(units)
+
+
 VALID = {
     "prompt": TEXT,
     "negative_prompt": TEXT,
@@ -47,6 +70,7 @@ VALID = {
     "noise": st.sampled_from(NOISE_MODES),
     "sgm_noise_multiplier": st.booleans(),
     "model": TEXT,
+    "control": control_units(),
 }
 ANYTHING = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=8),
                      st.binary(max_size=4), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(), st.text(),
@@ -65,7 +89,7 @@ def test_valid_settings_round_trip(settings_):
     for name, value in settings_.items():
         held = getattr(p, name)
         assert held == value or (isinstance(value, float) and math.isclose(held, value))
-        assert type(held) in (int, float, str, bool, type(None)), (name, type(held))
+        assert type(held) in (int, float, str, bool, type(None), tuple), (name, type(held))
 
 
 @FAST
@@ -76,7 +100,7 @@ def test_valid_settings_round_trip_through_infotext(settings_, mode):
     p = Params(**settings_)
     read = parse_a1111(infotext(p, mode=mode)).params
     carried = ["prompt", "negative_prompt", "steps", "cfg", "seed", "clip_skip", "emphasis", "eta", "sampler",
-               "sgm_noise_multiplier"]
+               "sgm_noise_multiplier", "control"]
     carried += ["width", "height"] if p.width and p.height else []
     carried += ["strength"] if mode != "txt2img" else []
     carried += ["mask_blur", "only_masked"] + (["padding"] if p.only_masked else []) if mode == "inpaint" else []
@@ -95,7 +119,7 @@ def test_any_value_is_taken_or_refused_with_bad_input(name, value):
         return
     held = getattr(p, name)
     assert p.validate() is p
-    assert type(held) in (int, float, str, bool, type(None)), (name, value, held)
+    assert type(held) in (int, float, str, bool, type(None)) or (name == "control" and held == ()), (name, value, held)
 
 
 @pytest.mark.parametrize("name", [n for n in FIELDS if n not in ("prompt", "negative_prompt", "model", "sampler",

@@ -7,6 +7,7 @@ name carried the schedule, "DPM++ 2M Karras"); fields labkit has no setting for 
 import re
 
 from .. import samplers
+from ..controlnet.infotext import pop_units
 from ..errors import BadInput
 from ..params import EMPHASIS
 from .infotext import LORA_TAG, name_values, split_infotext, split_title
@@ -183,6 +184,9 @@ def parse_a1111(text: str, tool: str | None = None) -> Recipe:
     values["model"] = model.get("name", "")
     values.update(_a1111_sampler(fields, tool, version, notes))
     _pop_hires(fields, unmapped, notes)
+    units = pop_units(fields, unmapped, notes)
+    if units:
+        values["control"] = units
     loras = lora_list(prompt, fields.pop("Lora hashes", None), fields.pop("Lora weights", None))
     map_fields(fields, A1111_FIELDS, values, unmapped, notes)
     require_core(values, "infotext")

@@ -11,11 +11,19 @@ from .recipe import Recipe, json_object, make_params, map_fields, to_bool, to_fl
 RECIPE_FORMAT = "labkit-recipe/1"
 
 
-FIELD_TYPES = {int: to_int, float: to_float, bool: to_bool, str: to_text}
+def to_units(value) -> tuple:
+    """ControlNet units (a list of dicts of ControlUnit fields) as Params holds them."""
+    from ..controlnet.units import as_units
+
+    return as_units(value)
+
+
+FIELD_TYPES = {int: to_int, float: to_float, bool: to_bool, str: to_text, tuple: to_units}
 
 
 def field_reader(kind):
-    """The converter for a Params field annotated `kind`: int, float, bool or str, or one of them | None."""
+    """The converter for a Params field annotated `kind`: int, float, bool, str or tuple (the ControlNet units),
+    or one of them | None."""
     options = getattr(kind, "__args__", (kind,))
     convert = FIELD_TYPES[next(k for k in options if k is not type(None))]
     return convert if type(None) not in options else lambda value: None if value is None else convert(value)

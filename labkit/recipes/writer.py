@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..files import exists_message, write_atomic
+from ..controlnet.infotext import unit_fields
 from ..params import Params
 from .containers import RGB_ONLY, image_format, image_options, software
 from .infotext import join_infotext, number, title
@@ -83,6 +84,7 @@ def infotext_fields(p: Params, model=None, mode: str = "txt2img", extra: dict | 
         "Emphasis": p.emphasis if p.emphasis != "Original" else None,  # A1111: absent means "Original"
         "SGM noise multiplier": True if p.sgm_noise_multiplier else None,  # A1111 writes it only when on
         ETA_FIELD.get(p.sampler, "Eta"): number(p.eta) if p.eta is not None else None,
+        **unit_fields(p.control),
         "Version": software(),
     }
     return {key: value for key, value in fields.items() if value is not None}

@@ -115,6 +115,16 @@ def judge(image, close_gaps: bool = True) -> Verdict:
                    color_error=color_error, **shape_features(main))
 
 
+def silhouette(image) -> np.ndarray:
+    """(H, W) bool: every object's filled silhouette (all that differs from the border's color, holes filled,
+    specks left out), as `judge` finds objects; for comparing where a picture's objects are."""
+    rgb = _as_rgb(image)
+    bg_rgb = np.median(_border(rgb), axis=0)
+    smooth = np.linalg.norm(_smooth(rgb) - bg_rgb, axis=2)
+    objects = components(fill_holes(smooth > INK_SHARE * _faintest(bg_rgb)), MIN_AREA * smooth.size)
+    return np.logical_or.reduce(objects) if objects else np.zeros(smooth.shape, bool)
+
+
 def score(image, wanted: dict) -> dict[str, bool]:
     """{attribute: right?} for each of shape / color / background / style that `wanted` asks for (not None).
 

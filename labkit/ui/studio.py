@@ -17,6 +17,7 @@ from ..errors import BadInput
 from ..families import MODES
 from ..params import Params
 from .common import close_tree, image_widget, png, show_error, with_summary
+from .controlnet import ControlNetPanel
 from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
 from .hotkeys import Hotkeys
@@ -140,6 +141,7 @@ class Studio(w.VBox):
         self.png_info = PngInfo()
         self.xyz = XyzPlot(self.run_grid, lambda: list(self.lab.loras.loaded))
         self.models = ModelPicker(models_dir, current=lab.name or "")
+        self.controlnet = ControlNetPanel(lambda: self.lab.controlnets.names(), self._picture, self._size)
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
         self.mode_note = w.HTML()
         self.mode_note.add_class("labkit-mode-note")
@@ -176,10 +178,10 @@ class Studio(w.VBox):
                           w.HBox([self.queued, self.clear_queue]), self.hint, self.image,
                           self.batch_view, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
-        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.gallery, self.compare, self.png_info,
-                      self.xyz, self.models])
-        for i, title in enumerate(("LoRAs", "input & mask", "gallery", "compare", "PNG Info", "X/Y/Z plot",
-                                   "models")):
+        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.controlnet, self.gallery, self.compare,
+                      self.png_info, self.xyz, self.models])
+        for i, title in enumerate(("LoRAs", "input & mask", "ControlNet", "gallery", "compare", "PNG Info",
+                                   "X/Y/Z plot", "models")):
             tabs.set_title(i, title)
         self.picture_column, self.tabs = picture, tabs
         return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, self.mode_note,
@@ -224,6 +226,7 @@ class Studio(w.VBox):
             self.image.layout.width = f"{max(256, lab.native_size)}px"
             self._show_mode()
             self.xyz.refresh_choices()
+            self.controlnet.rescan()  # the new model's family decides which ControlNets load
             del old
         gc.collect()
         if str(lab.device).startswith("cuda"):
@@ -273,8 +276,16 @@ class Studio(w.VBox):
     # ---- settings --------------------------------------------------------------------------------------
     @property
     def params(self) -> Params:
-        """The Params the controls describe now."""
-        return self.sampling.apply(self.prompt.apply(self.base))
+        """The Params the controls describe now (with the ControlNet units that are on)."""
+        return self.sampling.apply(self.prompt.apply(self.base)).replace(control=self.controlnet.units())
+
+    def _picture(self):
+        """The picture shown now (the picked one of a batch), or None before the first run."""
+        return self.result.images[self.selected] if self.result is not None else None
+
+    def _size(self) -> tuple[int, int]:
+        p = self.sampling.apply(self.base)
+        return p.width or self.lab.native_size, p.height or self.lab.native_size
 
     def show_params(self, params: Params) -> None:
         """Set every control from `params` (a restored result), without triggering a live run."""
@@ -282,6 +293,7 @@ class Studio(w.VBox):
             self.base = params
             self.prompt.show(params)
             self.sampling.show(params)
+            self.controlnet.show(params.control)
             self.mask.feather = params.mask_blur
 
     def receive(self, params: Params, mode: str, picture=None) -> None:

@@ -22,6 +22,7 @@ AGREEMENT = dict.fromkeys(["eye sees an outline", "eye sees an outline or maybe"
                           ANY)
 GEN_TIMES = {"image_s": ANY, "step_ms": ANY}
 MEMORY = {"after_warmup": ANY, "end": ANY, "max": ANY, "growth_pct": ANY, "slope_mb_per_cycle": ANY}
+RUNS = ("labkit_plain", "labkit_one_unit", "labkit_two_units", "diffusers_one", "diffusers_two")  # controlnet.py
 EXPECTED = {  # script: ({results file: structure}, the results.md section it writes or None)
     "core.py": ({"core.json": {
         "when": ANY, "machine": ANY, "torch": ANY, "diffusers": ANY, "import_s": ANY, "import_repeats": 1,
@@ -73,6 +74,11 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
         "ray_s": ANY, "ray_over_local": ANY,
         "notebook": {"runs": 1, "sweep_s": ANY, "own_s_per_run": ANY, "overhead_s_per_run": ANY, "target_s": 3.0}}},
         "## sweep (benchmarks/sweep.py)"),
+    "controlnet.py": ({"controlnet.json": {
+        "when": ANY, "machine": ANY, "torch": ANY, "diffusers": ANY, "model": "toy + toy-controlnet", "steps": 2,
+        "repeats": 1, "seconds": dict.fromkeys(RUNS, ANY), "ms_per_step": dict.fromkeys(RUNS, ANY),
+        "one_unit_over_plain": ANY, "two_units_over_plain": ANY, "labkit_over_diffusers_one": ANY,
+        "labkit_over_diffusers_two": ANY}}, "## controlnet (benchmarks/controlnet.py)"),
     "parity.py": ({"parity.json": {
         "tolerance": 0.01,
         "rows": [{"key": ANY, "mode": ANY, "tool": ANY, "sampler": ANY, "sampler_tool": ANY, "schedule": "Karras",

@@ -40,5 +40,6 @@ RECIPES = MappingProxyType({
     "toy-xl": StageRecipe(seed=103, steps=5000, batch=64, lr=1e-3, te_lr=3e-4, null_text=0.5),
     "toy-xl-refiner": StageRecipe(seed=104, steps=2400, batch=64, lr=1e-3, t_max=200),
     "toy-inpaint": StageRecipe(seed=105, steps=1200, batch=64, lr=5e-4, pool=8000),
+    "toy-controlnet": StageRecipe(seed=107, steps=4500, batch=64, lr=1e-3, pool=8000, dropout=0.3),
 })
 STAGES = tuple(RECIPES)

@@ -3,6 +3,7 @@
 from dataclasses import fields, replace
 from types import MappingProxyType
 
+from .controlnet import train_controlnet
 from .inpaint import train_inpaint
 from .recipe import RECIPES, STAGES, StageRecipe
 from .refiner import train_refiner
@@ -12,7 +13,8 @@ from .vae import train_vae, train_vae_decoder
 from .xl import train_toy_xl
 
 TRAINERS = MappingProxyType({"vae": train_vae, "vae-decoder": train_vae_decoder, "toy": train_toy,
-                             "toy-xl": train_toy_xl, "toy-xl-refiner": train_refiner, "toy-inpaint": train_inpaint})
+                             "toy-xl": train_toy_xl, "toy-xl-refiner": train_refiner, "toy-inpaint": train_inpaint,
+                             "toy-controlnet": train_controlnet})
 
 
 def train(stage, run=None, **overrides):

@@ -30,6 +30,7 @@ class Env:
         for lab in self.labs:
             lab.limits = LIMITS
             lab.loras.search_paths = [root / "loras"]
+            lab.controlnets.search_paths = [root / "controlnets"]
         self.picture = Image.new("RGB", (64, 64), (200, 40, 40))
         self.mask = Image.new("L", (64, 64), 0)
         self.mask.paste(255, (16, 16, 48, 48))
@@ -50,6 +51,7 @@ class Env:
         (self.root / "loras").mkdir()
         write(self.path("loras/ink.safetensors"), kohya_modules(self.lab, "kohya"), lora_parts)
         sd1_sized_lora(self.path("sd1_lora.safetensors"))
+        self._controlnets()
         self.lab.save_single_file(self.path("toy.safetensors"))
         self.path("junk.safetensors").write_bytes(b"hello world, not safetensors")
         torch.save([1, 2, 3], self.path("list.ckpt"))
@@ -60,6 +62,19 @@ class Env:
         save_file({"emb_params": torch.randn(1, 64)}, str(self.path("emb.safetensors")))
         save_file({"clip_l": torch.randn(1, 64), "clip_g": torch.randn(1, 96)}, str(self.path("xl_emb.safetensors")))
         self._folders()
+
+    def _controlnets(self) -> None:
+        """controlnets/edges (toy, original layout), and beside it files that are not for this Lab."""
+        from tests.helpers.controlnets import make_controlnet, save_diffusers_file, save_original
+
+        (self.root / "controlnets").mkdir()
+        save_original(make_controlnet(self.lab, seed=3, scale=0.2), self.path("controlnets/edges.safetensors"))
+        save_diffusers_file(make_controlnet(self.xl, seed=3), self.path("xl_controlnet.safetensors"))
+        torch.save({"control_model.input_hint_block.0.weight": torch.zeros(1)}, self.path("control_sd15.pth"))
+        from safetensors.torch import save_file
+
+        save_file({"lora_controlnet": torch.zeros(1), "input_hint_block.0.weight": torch.zeros(16, 3, 3, 3)},
+                  str(self.path("control_lora.safetensors")))
 
     def _folders(self) -> None:
         from diffusers import AutoencoderKL
