@@ -45,9 +45,12 @@ def runs(lab, steps: int) -> dict:
     net = lab.controlnets.get("toy-controlnet")[0]
     base = lab.pipe
     parts = dict(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet,
-                 scheduler=base.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    single = StableDiffusionControlNetPipeline(controlnet=net, **parts)
-    multi = StableDiffusionControlNetPipeline(controlnet=MultiControlNetModel([net, net]), **parts)
+                 safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    # the scheduler labkit runs for this work (DPM++ 2M on A1111's noise levels), one object per pipeline
+    scheduler = lambda: lab.scheduler(lab.params(prompt=PROMPT, steps=steps, cfg=CFG))  # noqa: E731
+    single = StableDiffusionControlNetPipeline(controlnet=net, scheduler=scheduler(), **parts)
+    multi = StableDiffusionControlNetPipeline(controlnet=MultiControlNetModel([net, net]), scheduler=scheduler(),
+                                              **parts)
     single.set_progress_bar_config(disable=True)
     multi.set_progress_bar_config(disable=True)
     common = dict(num_inference_steps=steps, guidance_scale=CFG, output_type="pil")

@@ -74,11 +74,12 @@ class ControlHook:
         batch = x.shape[0]
         control = unit.control.to(x.device, x.dtype).expand(batch, -1, -1, -1)  # (B, 3, H, W)
         extra = {"added_cond_kwargs": added} if added is not None else {}
+        balanced = unit.mode == "Balanced"  # one scale for all: the ControlNet applies it itself
         down, mid = unit.controlnet(x, timestep, encoder_hidden_states=context, controlnet_cond=control,
-                                    conditioning_scale=1.0, return_dict=False, **extra)
-        scales = layer_scales(unit.mode, unit.weight, len(down) + 1, unit.xl)
-        down = [d * s for d, s in zip(down, scales)]
-        mid = mid * scales[-1]
+                                    conditioning_scale=unit.weight if balanced else 1.0, return_dict=False, **extra)
+        if not balanced:
+            scales = layer_scales(unit.mode, unit.weight, len(down) + 1, unit.xl)
+            down, mid = [d * s for d, s in zip(down, scales)], mid * scales[-1]
         if self.cfg and not uncond_gets_control(unit.mode):
             keep = x.new_ones(batch, 1, 1, 1)
             keep[: batch // 2] = 0  # (B, 1, 1, 1): the negative prompt's rows get no control

@@ -8,7 +8,10 @@ color than the scene's ("a red star on a gray background" for a blue star): the 
 silhouette, the prompt the color. Scored per sample: IoU of the judge's silhouette of the output with the scene's
 own silhouette (geometry from the world, not from the edge map), the judge's color against the prompt's, and the
 same prompt and seed without the unit (where the plain model puts its object) and with weight 0 (must equal the
-plain picture). Writes labkit/toy/samples/toy-controlnet.json and a grid (control, output, overlay) .png.
+plain picture). The measure's own ceiling is recorded beside: the same IoU of the scene picture itself (about 1:
+the silhouette is read at half contrast, the level that defines the drawn mask) and of the scene after a round
+trip through the VAE (the sharpest a generated picture can be). Writes labkit/toy/samples/toy-controlnet.json and a
+grid (control, output, overlay) .png.
 """
 
 import argparse
@@ -24,6 +27,8 @@ IOU_GOAL, SHARE_GOAL = 0.8, 0.9
 
 def cases(n: int, seed: int = HELD_OUT_WORLD) -> list:
     """[(scene, prompt naming another color, that color)]: n held-out one-object scenes."""
+    from dataclasses import replace
+
     from . import world
     from .judge import COLORS
 
@@ -33,7 +38,8 @@ def cases(n: int, seed: int = HELD_OUT_WORLD) -> list:
         scene = world.sample_scene(rng, allow_two=False)
         own = scene.objects[0].color
         other = [c for c in COLORS if c != own][i % (len(COLORS) - 1)]
-        out.append((scene, world.canonical_caption(scene).replace(own, other, 1), other))
+        recolored = world.Scene([replace(scene.objects[0], color=other)], scene.background)
+        out.append((scene, world.canonical_caption(recolored), other))
     return out
 
 
@@ -58,8 +64,22 @@ def evaluate(lab, n: int = 100, steps: int = 20, cfg: float = 4.0, controlnet: s
                         "plain_iou": iou(silhouette(plain.image), truth), "color": judge(ruled.image).color,
                         "wanted": color, "weight0_equal": bool(np.array_equal(np.asarray(off.image),
                                                                                np.asarray(plain.image))),
+                        "scene_iou": iou(silhouette(picture), truth),
+                        "vae_iou": iou(silhouette(vae_round_trip(lab, picture)), truth),
                         "images": (picture, ruled.control_maps[0], ruled.image, truth)})
     return summarize(records)
+
+
+def vae_round_trip(lab, picture):
+    """The picture encoded and decoded by the lab's VAE: the sharpest a generation can be, for the measure's
+    ceiling."""
+    import torch
+
+    vae = lab.components["vae"]
+    x = torch.from_numpy(np.array(picture)).permute(2, 0, 1)[None].to(vae.device, vae.dtype) / 127.5 - 1
+    with torch.no_grad():
+        y = vae.decode(vae.encode(x).latent_dist.mean).sample  # (1, 3, H, W)
+    return ((y[0].permute(1, 2, 0).float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
 
 
 def summarize(records: list) -> dict:
@@ -67,6 +87,8 @@ def summarize(records: list) -> dict:
     return {"n": len(records), "iou_mean": round(float(ious.mean()), 4),
             "iou_at_least_0.8": round(float((ious >= IOU_GOAL).mean()), 4),
             "plain_iou_mean": round(float(np.mean([r["plain_iou"] for r in records])), 4),
+            "measure_on_the_scenes": round(float(np.mean([r["scene_iou"] for r in records])), 4),
+            "measure_on_vae_round_trips": round(float(np.mean([r["vae_iou"] for r in records])), 4),
             "color_kept": round(float(np.mean([r["color"] == r["wanted"] for r in records])), 4),
             "weight0_equals_plain": round(float(np.mean([r["weight0_equal"] for r in records])), 4),
             "records": records}

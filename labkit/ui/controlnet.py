@@ -11,7 +11,10 @@ import ipywidgets as w
 from .common import image_widget, png, with_summary
 
 UNITS = 3  # A1111's default number of unit tabs
-BLANK = (255, 255, 255)  # a scribble canvas: white, strokes painted white on black come out as the map
+BLANK = (255, 255, 255)
+MODE_TIPS = ("the control on both halves of the guidance, every skip at the weight",
+             "soft injection: shallow skips at a tenth of the weight, on both halves",
+             "soft injection, and no control on the negative prompt's half: guidance pushes toward the control")  # a scribble canvas: white, strokes painted white on black come out as the map
 
 
 class UnitPanel(w.VBox):
@@ -32,7 +35,8 @@ class UnitPanel(w.VBox):
         self.weight = w.FloatSlider(1.0, min=0.0, max=2.0, step=0.05, description="weight", style=style)
         self.span = w.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.01, description="start / end",
                                        style=style)
-        self.control_mode = w.ToggleButtons(options=CONTROL_MODES, value="Balanced", style={"button_width": "210px"})
+        self.control_mode = w.ToggleButtons(options=CONTROL_MODES, value="Balanced", style={"button_width": "250px"},
+                                            layout={"flex_flow": "row wrap"}, tooltips=list(MODE_TIPS))
         self.resize_mode = w.Dropdown(options=RESIZE_MODES, value="Crop and Resize", description="resize mode",
                                       style=style, layout={"width": "360px"})
         self.pixel_perfect = w.Checkbox(True, description="pixel perfect", indent=False)
@@ -48,6 +52,9 @@ class UnitPanel(w.VBox):
             image.add_class(f"labkit-control-{name}")
             image.layout.display = "none"
         self.message = w.HTML()
+        for widget, name in ((self.upload, "upload"), (self.module, "module"), (self.model, "model"),
+                             (self.draw, "draw"), (self.use_current, "use-current"), (self.enabled, "enabled")):
+            widget.add_class(f"labkit-control-{name}")
         self._wire()
         super().__init__([self.enabled, w.HBox([self.upload, self.use_current, self.draw]), self.canvas,
                           w.HBox([self.source, self.map]), self.message, self.model, self.module, self.threshold_a,

@@ -1,7 +1,7 @@
 """The Studio's PNG Info, X/Y/Z plot and models tabs in a real browser (issue #19): a PNG dropped (a real drop
 event carrying the file) and one chosen through the upload button show their recipe and send their settings back;
 the X/Y/Z plot draws a labelled grid from axes chosen in the page; the models tab lists an A1111 folder with family
-badges and loads another model. Each tab is measured for sideways overflow at 1280x800.
+badges and loads another model. Each tab (and the ControlNet one) is measured for sideways overflow at 1280x800.
 Screenshots: test-artifacts/browser/tab-*.png."""
 
 import pytest
@@ -145,7 +145,7 @@ def test_models_tab_lists_the_folder_with_badges_and_loads_another_model(tabs_pa
     assert run_code(page, "s.lab.family") == "toy-xl"
 
 
-@pytest.mark.parametrize("title", ["PNG Info", "X/Y/Z plot", "models"])
+@pytest.mark.parametrize("title", ["PNG Info", "X/Y/Z plot", "models", "ControlNet"])
 def test_each_tab_fits_at_1280x800(tabs_page, title):
     page = tabs_page
     page.set_viewport_size({"width": 1280, "height": 800})
