@@ -12,7 +12,7 @@ import pytest
 
 from labkit.cli import main
 
-SWEEP = ["sweep", "toy", "seed=0-11", "cfg=3", "--set", "steps=12", "--set", "sampler=Euler", "--prompt",
+SWEEP = ["sweep", "toy", "seed=0-39", "cfg=3", "--set", "steps=12", "--set", "sampler=Euler", "--prompt",
          "a green circle on a gray background", "--batch", "1", "--workers", "1"]
 
 
@@ -59,11 +59,11 @@ def test_ctrl_c_finishes_rows_in_flight_and_the_same_command_resumes(tmp_path):
     assert process.returncode == 130, stderr
     assert "run the same sweep again" in stdout
     saved = json.loads((out / "results.json").read_text())
-    assert 1 <= len(saved) < 12 and all(r["status"] == "ok" for r in saved)
+    assert 1 <= len(saved) < 40 and all(r["status"] == "ok" for r in saved)
     assert all((out / r["images"][0]).is_file() for r in saved) and (out / "index.html").is_file()
     kept = {r["run"]: (out / r["images"][0]).stat().st_mtime_ns for r in saved}
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     rows = json.loads((out / "results.json").read_text())
-    assert [r["seed"] for r in rows] == list(range(12)) and all(r["status"] == "ok" for r in rows)
+    assert [r["seed"] for r in rows] == list(range(40)) and all(r["status"] == "ok" for r in rows)
     assert {run: (out / rows[run]["images"][0]).stat().st_mtime_ns for run in kept} == kept  # not redone

@@ -79,12 +79,15 @@ def config_for(state: dict, config_folder: Path) -> dict:
     config = {k: unet[k] for k in UNET_FIELDS if k in unet}
     blocks = sorted({int(k.split(".")[1]) for k in state if k.startswith("down_blocks.")})
     config["block_out_channels"] = [state[f"down_blocks.{b}.resnets.0.conv1.weight"].shape[0] for b in blocks]
+    attends = [any(k.startswith(f"down_blocks.{b}.attentions.") for k in state) for b in blocks]
+    config["down_block_types"] = ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attends]
     depth = [len({k.split(".")[5] for k in state if k.startswith(f"down_blocks.{b}.attentions.0.transformer_blocks.")})
-             for b in blocks]
-    config["down_block_types"] = ["CrossAttnDownBlock2D" if d else "DownBlock2D" for d in depth]
+             for b in blocks]  # 0 for SDXL's "small" ControlNets' emptied blocks
+    mid_attends = any(k.startswith("mid_block.attentions.") for k in state)
     mid_depth = len({k.split(".")[4] for k in state if k.startswith("mid_block.attentions.0.transformer_blocks.")})
-    config["transformer_layers_per_block"] = [d or 1 for d in depth[:-1]] + [depth[-1] or mid_depth or 1]
-    config["mid_block_type"] = "UNetMidBlock2DCrossAttn" if mid_depth else "UNetMidBlock2D"
+    config["transformer_layers_per_block"] = [d if a else 1 for d, a in zip(depth[:-1], attends)] + [
+        depth[-1] if attends[-1] else mid_depth]  # the middle block takes the last entry
+    config["mid_block_type"] = "UNetMidBlock2DCrossAttn" if mid_attends else "UNetMidBlock2D"
     to_k = next((v for k, v in sorted(state.items()) if k.endswith("attn2.to_k.weight")), None)
     if to_k is not None:
         config["cross_attention_dim"] = to_k.shape[1]

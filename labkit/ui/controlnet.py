@@ -11,10 +11,10 @@ import ipywidgets as w
 from .common import image_widget, png, with_summary
 
 UNITS = 3  # A1111's default number of unit tabs
-BLANK = (255, 255, 255)
+BLANK = (255, 255, 255)  # a scribble canvas: white, strokes painted white on black come out as the map
 MODE_TIPS = ("the control on both halves of the guidance, every skip at the weight",
              "soft injection: shallow skips at a tenth of the weight, on both halves",
-             "soft injection, and no control on the negative prompt's half: guidance pushes toward the control")  # a scribble canvas: white, strokes painted white on black come out as the map
+             "soft injection, and no control on the negative prompt's half: guidance pushes toward the control")
 
 
 class UnitPanel(w.VBox):
@@ -23,7 +23,6 @@ class UnitPanel(w.VBox):
     def __init__(self, index: int, names, current_picture, size):
         from ..controlnet.preprocess import PREPROCESSORS
         from ..controlnet.units import CONTROL_MODES, RESIZE_MODES
-        from .mask import MaskCanvas
 
         self.index, self.names, self.current_picture, self.size = index, names, current_picture, size
         self.picture = None
@@ -46,7 +45,7 @@ class UnitPanel(w.VBox):
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="picture")
         self.use_current = w.Button(description="use current picture", tooltip="the Studio's picture shown now")
         self.draw = w.Button(description="draw a scribble", tooltip="a blank canvas: paint strokes, module none")
-        self.canvas = MaskCanvas(layout=w.Layout(display="none"))
+        self.canvas = None  # a scribble canvas, made when "draw a scribble" is first pressed
         self.source, self.map = image_widget(128), image_widget(128)
         for image, name in ((self.source, "source"), (self.map, "map")):
             image.add_class(f"labkit-control-{name}")
@@ -56,7 +55,8 @@ class UnitPanel(w.VBox):
                              (self.draw, "draw"), (self.use_current, "use-current"), (self.enabled, "enabled")):
             widget.add_class(f"labkit-control-{name}")
         self._wire()
-        super().__init__([self.enabled, w.HBox([self.upload, self.use_current, self.draw]), self.canvas,
+        self.canvas_box = w.Box()
+        super().__init__([self.enabled, w.HBox([self.upload, self.use_current, self.draw]), self.canvas_box,
                           w.HBox([self.source, self.map]), self.message, self.model, self.module, self.threshold_a,
                           self.threshold_b, self.processor_res, self.pixel_perfect, self.weight, self.span,
                           self.control_mode, self.resize_mode])
@@ -67,7 +67,6 @@ class UnitPanel(w.VBox):
         self.upload.observe(lambda c: self._uploaded(c["new"]), names="value")
         self.use_current.on_click(lambda _: self.set_picture(self.current_picture()))
         self.draw.on_click(lambda _: self.start_scribble())
-        self.canvas.observe(lambda _: self._scribbled(), names="strokes")
         self.module.observe(lambda _: (self._sliders(), self.refresh()), names="value")
         for control in (self.threshold_a, self.threshold_b, self.processor_res, self.pixel_perfect, self.resize_mode):
             control.observe(lambda _: self.refresh(), names="value")
@@ -104,14 +103,19 @@ class UnitPanel(w.VBox):
         """A blank canvas at the generation size: strokes painted on it are the map (module none)."""
         from PIL import Image
 
+        from .mask import MaskCanvas
+
+        if self.canvas is None:
+            self.canvas = MaskCanvas()
+            self.canvas.observe(lambda _: self._scribbled(), names="strokes")
+            self.canvas_box.children = (self.canvas,)
         width, height = self.size()
         self.canvas.set_image(Image.new("RGB", (width, height), BLANK))
         self.canvas.brush = max(2, width // 24)  # a pen's line, not the mask brush
-        self.canvas.layout.display = None
         self.module.value = "none"
 
     def _scribbled(self) -> None:
-        if self.canvas.strokes:
+        if self.canvas is not None and self.canvas.strokes:
             self.set_picture(self.canvas.mask.convert("RGB"))  # white strokes on black
 
     def unit(self):

@@ -107,3 +107,25 @@ def test_names_on_the_search_paths_and_a1111s_title(sd_lab, reference, tmp_path)
     found = sd_lab.controlnets.load(f"my_canny [{info.hash}]")  # a recipe's title: found by A1111's hash
     assert found.path == renamed
     assert f"Model: renamed [{info.hash}]" in unit_text(labkit.ControlUnit(found.title))  # its name here
+
+
+@pytest.mark.parametrize("family, overrides", [("sd1", {}), ("sd2", {}), ("sdxl", {}),
+                                               ("sdxl", {"transformer_layers_per_block": [1, 2, 2]})])
+def test_full_size_configs_are_read_back_from_the_shapes(family, overrides):
+    """SD 1.x / 2.x / SDXL ControlNets as diffusers builds them (and an SDXL one with shallower blocks, as its
+    "mid" ControlNets are): the config labkit derives from the family and the shapes rebuilds every tensor."""
+    import json
+
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    from labkit.controlnet.loading import config_for
+    from labkit.families import FAMILIES
+
+    folder = FAMILIES[family].config
+    unet_config = {**json.loads((folder / "unet" / "config.json").read_text()), **overrides}
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(unet_config)
+        original = ControlNetModel.from_unet(unet, load_weights_from_unet=False)
+        shapes = {k: v.shape for k, v in original.state_dict().items()}
+        rebuilt = ControlNetModel.from_config(config_for(original.state_dict(), folder))
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes

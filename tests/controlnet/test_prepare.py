@@ -32,7 +32,8 @@ def test_invert_lineart_blur_tile_and_scribble():
     assert PREPROCESSORS["tile_resample"](rgb, 2.0).shape == (32, 48, 3)
     sketch = np.full((64, 64, 3), 255, np.uint8)
     sketch[30:34, 10:50] = 0  # a dark stroke on a white canvas
-    assert PREPROCESSORS["scribble"](sketch)[32, 20].tolist() == [255] * 3 and PREPROCESSORS["scribble"](sketch)[5, 5].max() == 0
+    strokes = PREPROCESSORS["scribble"](sketch)
+    assert strokes[32, 20].tolist() == [255] * 3 and strokes[5, 5].max() == 0
 
 
 def a1111_pixel_perfect(raw_h, raw_w, target_h, target_w, resize_mode):
