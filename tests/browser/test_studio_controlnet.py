@@ -3,7 +3,6 @@ shows its preprocessor's map, the preprocessor picked in the page redraws it, Ge
 Result records it), and a scribble drawn with the mouse on a blank canvas becomes the unit's picture.
 Screenshots: test-artifacts/browser/controlnet-*.png."""
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser

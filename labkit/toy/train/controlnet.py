@@ -8,7 +8,6 @@ scaled back down, so both kinds of map work. A third of the captions are dropped
 edges and the color from the prompt.
 """
 
-import time
 
 import numpy as np
 
