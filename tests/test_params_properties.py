@@ -37,8 +37,8 @@ def control_units(draw):
     for _ in range(draw(st.integers(0, 2))):
         module = draw(st.sampled_from(sorted(PREPROCESSORS)))
         start = draw(st.sampled_from([0.0, 0.1, 0.25, 0.5]))
-        sliders = {name: float(draw(st.integers(1, 255))) if spec else None
-                   for name, spec in (("threshold_a", PREPROCESSORS[module].a), ("threshold_b", PREPROCESSORS[module].b))}
+        module_sliders = (("threshold_a", PREPROCESSORS[module].a), ("threshold_b", PREPROCESSORS[module].b))
+        sliders = {name: float(draw(st.integers(1, 255))) if spec else None for name, spec in module_sliders}
         units.append(ControlUnit(draw(st.from_regex(r"[a-z][a-z0-9_]{0,10}( \[[0-9a-f]{8}\])?", fullmatch=True)),
                                  module=module, weight=draw(st.sampled_from([0.0, 0.5, 1.0, 1.35, 2.0])),
                                  guidance_start=start, guidance_end=draw(st.sampled_from([0.5, 0.8, 1.0])),

@@ -86,8 +86,9 @@ def test_a_scribble_drawn_with_the_mouse_becomes_the_units_picture(cn_page, arti
     page.mouse.down()
     page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.5 * box["height"], steps=12)
     page.mouse.up()
-    check = ("[float(np.asarray(s.controlnet.unit_panels[0].picture).mean()), "
-             "int(np.asarray(s.controlnet.unit_panels[0].picture)[32].max()), s.controlnet.unit_panels[0].module.value]")
+    unit = "s.controlnet.unit_panels[0]"
+    check = (f"[float(np.asarray({unit}.picture).mean()), int(np.asarray({unit}.picture)[32].max()), "
+             f"{unit}.module.value]")
     for _ in range(20):  # the strokes reach Python a moment after the mouse is up
         mean, row, module = run_code(page, check)
         if mean < 60:

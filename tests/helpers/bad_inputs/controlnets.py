@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 import labkit
-from labkit import BadInput, UnsafeFile, UnsupportedFile
+from labkit import UnsafeFile, UnsupportedFile
 
 from . import refuses, works
 from .env import FAST
