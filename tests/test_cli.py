@@ -52,7 +52,10 @@ def test_ctrl_c_finishes_rows_in_flight_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "s"
     command = [sys.executable, "-m", "labkit", *SWEEP, "--out", str(out)]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell that started the test run in the background (`bin/test &`) hands its children SIGINT ignored, and
+    # Python keeps it so: the sweep gets Ctrl-C's default handling, as in a terminal
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_rows(out / "results.json", 1)
     process.send_signal(signal.SIGINT)  # as Ctrl-C in a terminal
     stdout, stderr = process.communicate(timeout=120)

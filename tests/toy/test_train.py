@@ -309,6 +309,19 @@ def test_same_seed_same_weights_other_seed_other_weights(trained, tmp_path, one_
     assert first[0] != other[0] and first[1] != other[1]
 
 
+def test_the_controlnet_stage_is_deterministic_from_its_seed(trained, tmp_path, one_thread):
+    out, _ = trained
+
+    def retrain(folder, seed):
+        shutil.copytree(out, folder)
+        T.train("toy-controlnet", T.Run(folder, progress=False), steps=3, batch=4, pool=4, seed=seed)
+        return (folder / "toy-controlnet.safetensors").read_bytes()
+
+    first, again, other = retrain(tmp_path / "a", 7), retrain(tmp_path / "b", 7), retrain(tmp_path / "c", 8)
+    assert first == again and first != other
+    assert labkit.inspect(tmp_path / "a" / "toy-controlnet.safetensors").kind == "controlnet"
+
+
 def test_members_trained_on_replaced_parts_leave_the_manifest(trained, tmp_path, one_thread):
     out, _ = trained
     folder = tmp_path / "weights"

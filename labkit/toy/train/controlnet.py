@@ -81,5 +81,6 @@ def train_controlnet(run, r):
 
     losses = optimise([(controlnet, r.lr)], loss_fn, r, "toy-controlnet", run.progress)
     tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in controlnet_to_ldm(controlnet).items()}
-    save_safetensors(tensors, run.out / FILE, metadata={"labkit.family": "toy", "labkit.module": "canny"})
+    # one metadata entry: safetensors writes several in a random order, and the file must be byte-reproducible
+    save_safetensors(tensors, run.out / FILE, metadata={"labkit.controlnet": "toy, canny"})
     return finish_stage(run, "toy-controlnet", r, losses, start)
