@@ -32,6 +32,9 @@ _LAZY = {
     "record": ("labkit.sweep.record", "record"),
     "ControlUnit": ("labkit.controlnet.units", "ControlUnit"),
     "controlnet": ("labkit.controlnet", None),
+    "upscale": ("labkit.upscalers.run", "upscale"),
+    "load_upscaler": ("labkit.upscalers.run", "load_upscaler"),
+    "upscalers": ("labkit.upscalers", None),
 }
 
 __all__ = ["__version__", "BadInput", "LabkitError", "LoraMismatch", "TooLarge", "UnsafeFile", "UnsupportedFile",

@@ -60,7 +60,8 @@ def refiner(lab, other) -> None:
                        f"Fitting refiner: {hint}.")
 
 
-def call(lab, p: Params, kind: str, *, image=None, mask=None, refiner_lab=None, on_step=None, size=None):
+def call(lab, p: Params, kind: str, *, image=None, mask=None, refiner_lab=None, on_step=None, size=None,
+         hires_lab=None):
     """What every public mode (`kind`: txt2img, img2img, inpaint, outpaint) checks before any work; returns
     (image, mask) as 8-bit PIL images (or None). `size`: the picture's (width, height) when neither `p` nor the
     image gives it (outpainting's canvas)."""
@@ -86,7 +87,26 @@ def call(lab, p: Params, kind: str, *, image=None, mask=None, refiner_lab=None, 
     width, height = size or (p.width or lab.native_size, p.height or lab.native_size)
     limits.check(lab, p.replace(width=width, height=height), "txt2img" if kind == "txt2img" else "img2img",
                  refiner_lab)
+    if p.hires or hires_lab is not None:
+        hires(lab, p, kind, width, height, hires_lab)
     return image, mask
+
+
+def hires(lab, p: Params, kind: str, width: int, height: int, hires_lab) -> None:
+    """Hires fix's checks: txt2img only, a target bigger than the first pass, a known upscaler, the second pass
+    within the limits (estimated at the target size)."""
+    from . import limits
+    from .hires import check
+
+    if not p.hires:
+        raise BadInput("hires_lab= runs hires fix's second pass: it needs hires=True.")
+    if kind != "txt2img" or lab.variant == "inpaint":
+        what = "an inpainting model" if kind == "txt2img" else kind
+        raise BadInput(f"hires=True is txt2img's hires fix; {what} has none (A1111 ignores its hires fields there). "
+                       f"Set hires=False, or upscale first (labkit.upscale) and run {kind} at the bigger size.")
+    found = check(lab, p, width, height, hires_lab)
+    second = p.replace(width=found.out_width, height=found.out_height, steps=p.hires_steps or p.steps, hires=False)
+    limits.check(hires_lab or lab, second, "img2img")
 
 
 def refiner_requests(requests) -> list:

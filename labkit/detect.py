@@ -3,7 +3,9 @@
 Two layers, IO at the edge:
 - `detect(shapes, metadata)`: a pure function of {key: shape} and the header's metadata, driven by data: the
   family records (`labkit.families`) and the LoRA key grammar (`labkit.lora.formats`).
-- `inspect(path)`: the header (`labkit.header`), `detect`, sizes, dtypes and lazy hashes, as a `FileInfo`.
+- `inspect(path)`: the header (`labkit.header`), `detect`, sizes, dtypes and lazy hashes, as a `FileInfo`. A file
+  no rule knows may be an upscaler: spandrel tells its architecture and scale from the shapes alone (meta tensors,
+  so torch loads then); a .pth/.pt file is read only as an upscaler, through torch.load(weights_only=True).
 """
 
 import math
@@ -291,6 +293,8 @@ class FileInfo:
     file_size: int
     metadata: dict = field(repr=False, compare=False)
     lora: LoraFileInfo | None = None
+    architecture: str | None = None  # upscalers: spandrel's name of the architecture ("ESRGAN", "RealESRGAN Compact")
+    scale: int | None = None  # upscalers: how many times bigger a picture comes out
 
     @property
     def short_hash(self) -> str:
@@ -304,7 +308,9 @@ class FileInfo:
     def summary(self) -> str:
         """One line, e.g. 'checkpoint · sdxl · inpaint · fp16 · 2.6 G params · 6.9 GB'."""
         parts = [self.kind]
-        if self.kind != "unknown":
+        if self.kind == "upscaler":
+            parts += [self.architecture, f"{self.scale}x"]
+        elif self.kind != "unknown":
             parts.append(self.family or "unknown family")
         parts += [p for p in (self.variant, "v-pred" if self.prediction == "v_prediction" else None) if p]
         if self.lora:
@@ -343,8 +349,14 @@ def inspect(path) -> FileInfo:
     from .checks import path as check_path
 
     path = Path(check_path("path", path)).expanduser()
+    if path.suffix.lower() in (".pth", ".pt") and path.is_file():
+        return _pickled_upscaler(path)
     header, metadata, data_start = read_header_at(path)
     found = detect({key: entry["shape"] for key, entry in header.items()}, metadata)
+    if found.kind == "unknown":
+        upscaler = _upscaler(path, {key: entry["shape"] for key, entry in header.items()})
+        if upscaler is not None:
+            return replace(upscaler, dtype=_main_dtype(header), metadata=metadata)
     lora = _with_alpha(found.lora, path, header, data_start) if found.lora and found.lora.has_alpha else found.lora
     return FileInfo(
         path=path,
@@ -359,3 +371,31 @@ def inspect(path) -> FileInfo:
         metadata=metadata,
         lora=lora,
     )
+
+
+def _upscaler(path: Path, shapes: dict) -> FileInfo | None:
+    """An upscaler's FileInfo from its tensor shapes (spandrel tells the architecture), or None."""
+    from .upscalers.models import architecture_of
+
+    found = architecture_of(shapes, path.name)
+    if found is None:
+        return None
+    return FileInfo(path=path, kind="upscaler", family=None, variant=None, prediction=None, dtype=None,
+                    n_params=sum(math.prod(shape) for shape in shapes.values()), n_tensors=len(shapes),
+                    file_size=path.stat().st_size, metadata={}, architecture=found[0], scale=found[1])
+
+
+def _pickled_upscaler(path: Path) -> FileInfo:
+    """A .pth/.pt file read with torch.load(weights_only=True) (UnsafeFile when that refuses it): an upscaler's
+    FileInfo, or UnsupportedFile for anything else (labkit reads other models from .safetensors)."""
+    from .errors import UnsupportedFile
+    from .upscalers.models import read_state_dict
+
+    state = read_state_dict(path)
+    shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    info = _upscaler(path, shapes)
+    if info is None:
+        raise UnsupportedFile(f"{path.name} is a pickled file that is not an upscaler labkit knows; labkit inspects "
+                              f"other models as .safetensors files.")
+    dtypes = Counter(str(v.dtype).removeprefix("torch.") for v in state.values() if hasattr(v, "dtype"))
+    return replace(info, dtype=dtypes.most_common(1)[0][0] if dtypes else None)

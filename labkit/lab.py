@@ -147,8 +147,11 @@ class Lab:
         return f"<Lab {self.name or self.family} ({self.family}{variant}) on {self.device}/{self.dtype}>"
 
     # ---- public modes ----------------------------------------------------------------------------------
-    def txt2img(self, prompt=None, params=None, *, refiner=None, refiner_loras=(), on_step=None, **overrides):
-        """Generate from text. `refiner=<Lab>` hands the latents to a refiner at `switch_at` of the schedule;
+    def txt2img(self, prompt=None, params=None, *, refiner=None, refiner_loras=(), on_step=None, hires_lab=None,
+                **overrides):
+        """Generate from text; `hires=True` adds A1111's hires fix (`labkit.hires`; `hires_lab=<Lab>` runs its
+        second pass on another model of the family). `refiner=<Lab>` hands the latents to a refiner at `switch_at`
+        of the schedule (with hires fix: of the second pass);
         LoRAs touch the base only, unless `refiner_loras=[path or (path, weight), ...]` loads some into the
         refiner (family-checked against it: an SDXL base LoRA does not fit the refiner's UNet). A `cfg` below 1
         runs as CFG 1 (diffusers turns guidance off there; A1111 and ComfyUI extrapolate toward the negative
@@ -156,7 +159,7 @@ class Lab:
         p = self.params(params, prompt, **overrides)
         from .arguments import refiner_requests
 
-        self._check_call(p, "txt2img", refiner_lab=refiner, on_step=on_step)
+        self._check_call(p, "txt2img", refiner_lab=refiner, on_step=on_step, hires_lab=hires_lab)
         requests = refiner_requests(refiner_loras)
         if refiner is not None:
             load_refiner_loras(refiner, requests)
@@ -167,9 +170,13 @@ class Lab:
 
             size = (p.width or self.native_size, p.height or self.native_size)
             blank = Image.new("RGB", size, (127, 127, 127))
-            return self._run("inpaint", p.replace(strength=1.0, mask_blur=0), image=blank,
+            return self.run_pass("inpaint", p.replace(strength=1.0, mask_blur=0), image=blank,
                              mask=Image.new("L", size, 255), refiner=refiner, on_step=on_step, label="txt2img")
-        return self._run("txt2img", p, refiner=refiner, on_step=on_step)
+        if p.hires:
+            from .hires import run
+
+            return run(self, p, refiner=refiner, on_step=on_step, hires_lab=hires_lab)
+        return self.run_pass("txt2img", p, refiner=refiner, on_step=on_step)
 
     def img2img(self, image, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw `image` (PIL, or a NumPy array) starting `strength` of the way into the schedule."""
@@ -179,15 +186,15 @@ class Lab:
             from PIL import Image
 
             full = Image.new("L", image.size, 255)
-            return self._run("inpaint", p.replace(mask_blur=0), image=image, mask=full, refiner=refiner,
+            return self.run_pass("inpaint", p.replace(mask_blur=0), image=image, mask=full, refiner=refiner,
                              on_step=on_step, label="img2img")
-        return self._run("img2img", p, image=image, refiner=refiner, on_step=on_step)
+        return self.run_pass("img2img", p, image=image, refiner=refiner, on_step=on_step)
 
     def inpaint(self, image, mask, prompt=None, params=None, *, refiner=None, on_step=None, **overrides):
         """Redraw the white part of `mask` (PIL "L", same size as `image`); the rest keeps the original pixels."""
         p = self.params(params, prompt, **overrides)
         image, mask = self._check_call(p, "inpaint", image=image, mask=mask, refiner_lab=refiner, on_step=on_step)
-        return self._run("inpaint", p, image=image, mask=mask, refiner=refiner, on_step=on_step)
+        return self.run_pass("inpaint", p, image=image, mask=mask, refiner=refiner, on_step=on_step)
 
     def outpaint(self, image, prompt=None, params=None, *, left=0, right=0, top=0, bottom=0, on_step=None,
                  **overrides):
@@ -202,17 +209,19 @@ class Lab:
         size = tuple(max(self.vae_scale, n - n % self.vae_scale) for n in (w, h))  # the canvas, before it is made
         self._check_call(p.replace(width=None, height=None), "outpaint", image=image, on_step=on_step, size=size)
         canvas, mask = extend_canvas(image, **margins)
-        return self._run("inpaint", p.replace(width=None, height=None), image=canvas, mask=mask,
+        return self.run_pass("inpaint", p.replace(width=None, height=None), image=canvas, mask=mask,
                          on_step=on_step, label="outpaint")
 
     # ---- the one generation path -----------------------------------------------------------------------
-    def _run(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None):
+    def run_pass(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None, **start):
         """One generation, all or nothing: an error or an interrupt (Ctrl-C) at any point leaves this Lab (and
-        the refiner) as it was before the call: the same weights, schedulers and pipelines."""
+        the refiner) as it was before the call: the same weights, schedulers and pipelines. The public modes and
+        hires fix's passes call it (`start`: `labkit.pipeline_inputs.call_kwargs`' init_latents, fixed_steps)."""
         labs = [self] + ([refiner] if refiner is not None else [])
         saved = [lab.snapshot() for lab in labs]
         try:
-            return self._generate(mode, p, image=image, mask=mask, refiner=refiner, on_step=on_step, label=label)
+            return self._generate(mode, p, image=image, mask=mask, refiner=refiner, on_step=on_step, label=label,
+                                  **start)
         except BaseException:
             for lab, state in zip(labs, saved):
                 lab.rollback(state)
@@ -230,12 +239,12 @@ class Lab:
         for mode, scheduler in schedulers.items():
             self._pipes[mode].scheduler = scheduler
 
-    def _generate(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None):
+    def _generate(self, mode, p, *, image=None, mask=None, refiner=None, on_step=None, label=None, **start_at):
         from . import images as im
 
         start = perf_counter()
         p, image, notes = self._resolve(p, image)
-        scheduler = self.scheduler(p, mode)
+        scheduler = self.scheduler(p, mode, fixed_steps=start_at.get("fixed_steps", False))
         pipe = self.pipeline(self._pipeline_mode(mode, scheduler))
         crop = None
         if mask is not None:
@@ -252,12 +261,13 @@ class Lab:
         _, tags, unsupported = extract_networks(p.prompt)
         notes += [f"{tag} ignored: labkit applies only <lora:...> tags" for tag in unsupported]
         with self.loras.for_call(tags) as base_loras, offloaded(self, pipe):
-            latents = self._denoise(mode, pipe, p, image, mask, crop, refiner, on_step, timings, controls)
+            latents = self._denoise(mode, pipe, p, image, mask, crop, refiner, on_step, timings, controls, start_at)
         loras = [lora_record(a, "base") for a in base_loras]
         if refiner is not None:
             t = perf_counter()
-            with refiner.loras.for_call(()) as refiner_applied:
-                latents = refiner._refine(latents, p)
+            with refiner.loras.for_call(()) as refiner_applied:  # a fixed-steps pass: its whole schedule
+                whole = int(p.steps / min(p.strength, 0.999)) if start_at.get("fixed_steps") else p.steps
+                latents = refiner._refine(latents, p.replace(steps=whole))
             loras += [lora_record(a, "refiner") for a in refiner_applied]
             timings["refiner"] = perf_counter() - t
             stages["refiner"] = refiner.name or refiner.family
@@ -305,20 +315,23 @@ class Lab:
                       model=p.model or self.name)
         return p, image, notes
 
-    def _denoise(self, mode, pipe, p: Params, image, mask, crop, refiner, on_step, timings: dict, controls=None):
+    def _denoise(self, mode, pipe, p: Params, image, mask, crop, refiner, on_step, timings: dict, controls=None,
+                 start_at=None):
         """Encode the prompt and run the pipeline to latents (stopping at `switch_at` when a refiner follows)."""
+        from .pipeline_inputs import call_kwargs
+
         t = perf_counter()
         schedule = self.encode_prompt(p)
         timings["text"] = perf_counter() - t
         t = perf_counter()
-        call = self._call_kwargs(mode, pipe, p, image, mask, crop)
+        call = call_kwargs(self, mode, pipe, p, image, mask, crop, **(start_at or {}))
         if refiner is not None:
             call["denoising_end"] = p.switch_at
         call.update(step_callbacks(pipe, schedule, p.cfg > 1, on_step))
         from contextlib import nullcontext
 
         with controls.attached(pipe, p.steps if mode == "txt2img" else None) if controls else nullcontext():
-            latents = pipe(**call, **schedule[0], num_inference_steps=p.steps, guidance_scale=p.cfg,
+            latents = pipe(**{"num_inference_steps": p.steps, **call}, **schedule[0], guidance_scale=p.cfg,
                            num_images_per_prompt=1, output_type="latent", **self._eta(pipe, p)).images
         plan = getattr(pipe.scheduler, "labkit_plan", None)
         timings["denoise"] = perf_counter() - t
@@ -336,14 +349,14 @@ class Lab:
         return Result(images=images, params=p, seeds=batch_seeds(p.seed, p.batch_size, p.noise), mode=mode,
                       timings=timings, notes=notes, model=model, stages=stages)
 
-    def scheduler(self, p: Params, mode: str = "txt2img"):
+    def scheduler(self, p: Params, mode: str = "txt2img", fixed_steps: bool = False):
         """The diffusers scheduler a run of `p` uses: `p.sampler` following the schedule, timesteps and start of
         `p.noise`'s tool (A1111 or ComfyUI) where labkit can make it (`labkit.sampling`). A refiner finishing a
         base's run (mode "txt2img") follows the same schedule from where the base stopped. A fresh object each
         call (it carries the run's plan)."""
         from .sampling.start import scheduler_for
 
-        return scheduler_for(self, p, mode)
+        return scheduler_for(self, p, mode, fixed_steps)
 
     def _pipeline_mode(self, mode: str, scheduler) -> str:
         """img2img that follows a tool's plan runs in the txt2img pipeline from latents labkit noised itself
@@ -369,35 +382,6 @@ class Lab:
         return encode_schedule(self, p.prompt, p.negative_prompt, steps=p.steps, clip_skip=p.clip_skip,
                                emphasis=p.emphasis, zero_empty_negative=zeros,
                                batch_size=batch_size or p.batch_size)
-
-    def _call_kwargs(self, mode: str, pipe, p: Params, image, mask, crop=None) -> dict:
-        """The mode-specific pipeline arguments: the starting latents the tool would start from (labkit's
-        float32 noise, scaled; for img2img added to the picture's latents), init image, mask."""
-        from .limits import first_tensor
-        from .noise import draw, generators
-        from .sampling.start import first_latents, pipeline_latents
-
-        h, w = p.height // self.vae_scale, p.width // self.vae_scale
-        latent_shape = (self.components["vae"].config.latent_channels, h, w)
-        dtype, device = first_tensor(self.components["unet"])  # cheaper than diffusers' walks over every weight
-        device = self.device if self.offload else device  # offloaded weights wait on the CPU (or "meta")
-        gens = generators(p.seed, p.batch_size, p.noise)  # then feeding ancestral / SDE samplers their step noise
-        size = {"width": p.width, "height": p.height, "generator": gens}
-        if mode == "txt2img" or (mode == "img2img" and "strength" not in pipe_arguments(pipe)):
-            init = self.encode_image(image, p, pipe=pipe).repeat(p.batch_size, 1, 1, 1) if mode == "img2img" else None
-            noise = draw(gens, p.batch_size, latent_shape).to(device)  # (B, 4, h, w) float32
-            start = first_latents(pipe.scheduler, p, noise, None if init is None else init.float())
-            return {"latents": pipeline_latents(pipe.scheduler, start).to(dtype), **size}
-        if mode == "img2img":  # a sampler labkit cannot plan: diffusers' img2img pipeline noises the picture
-            init = self.encode_image(image, p, pipe=pipe).repeat(p.batch_size, 1, 1, 1)  # (B, 4, h, w)
-            return {"image": init, "strength": p.strength, "generator": gens}
-        if crop is not None:  # "only masked": work on the region around the mask at the full resolution
-            image, mask = image.crop(crop), mask.crop(crop)
-        call = {"image": image, "mask_image": mask, "strength": p.strength, **size}
-        if p.strength < 1.0:
-            return call
-        noise = draw(gens, p.batch_size, latent_shape).to(device)  # from scratch, started as in txt2img
-        return call | {"latents": pipeline_latents(pipe.scheduler, first_latents(pipe.scheduler, p, noise)).to(dtype)}
 
     def encode_image(self, image, p: Params, *, pipe=None):
         """VAE latents (mean, scaled) of `image` resized to `p`'s size: deterministic, no noise drawn (what img2img
@@ -433,7 +417,8 @@ class Lab:
                         guidance_scale=p.cfg, num_images_per_prompt=1, output_type="latent", **schedule[-1],
                         **self._eta(pipe, p)).images
 
-    def reproduce(self, source, *, image=None, mask=None, refiner=None, control_images=None, **overrides):
+    def reproduce(self, source, *, image=None, mask=None, refiner=None, control_images=None, hires_lab=None,
+                  **overrides):
         """Regenerate from the recipe in `source` (PNG path, PIL image, bytes or infotext); the Result's `.report`
         says which fields were honoured and which differ, and why (`control_images`: see labkit.reproduce)."""
         from .reproduce import reproduce
@@ -443,7 +428,7 @@ class Lab:
 
             check_refiner(self, refiner)
         return reproduce(self, source, image=image, mask=mask, refiner=refiner, control_images=control_images,
-                         **overrides)
+                         hires_lab=hires_lab, **overrides)
 
     # ---- components ------------------------------------------------------------------------------------
     def save_single_file(self, path, overwrite: bool = False):
@@ -489,9 +474,3 @@ class Lab:
                            f"e.g. token='<my-style>'.")
         return load_embedding(self, path, token)
 
-
-def pipe_arguments(pipe) -> set:
-    """The keyword arguments a pipeline's __call__ takes."""
-    import inspect
-
-    return set(inspect.signature(type(pipe).__call__).parameters)

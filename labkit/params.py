@@ -26,6 +26,15 @@ class Params:
     A1111 and ComfyUI extrapolate toward the negative prompt (CFG 0 is the negative prompt's prediction alone);
     a Result made with CFG below 1 says so in its notes.
 
+    Hires fix (txt2img; A1111's "Hires. fix"): `hires=True` generates at the first-pass size, upscales by
+    `hires_scale` (or to `hires_resize_x` x `hires_resize_y`; 0 follows the aspect ratio, both given covers the box
+    and crops its center) with `hires_upscaler` (a latent mode, Lanczos/Nearest, or an upscaler model's name:
+    `labkit.upscalers.names()`), then redraws with `strength` as the denoising strength. `hires_steps` run in the
+    second pass (0: `steps`), from a schedule int(hires_steps / strength) long, as A1111 does. `hires_sampler`,
+    `hires_schedule`, `hires_prompt`, `hires_negative_prompt` ("" = the first pass's), `hires_cfg` (None = `cfg`;
+    Forge's "Hires CFG Scale", A1111 has none) and `hires_checkpoint` (a second-pass model's name; pass its Lab as
+    `txt2img(hires_lab=...)`) change the second pass only. `width`/`height` stay the first pass's (A1111's Size).
+
     `control`: ControlNet units (`labkit.ControlUnit`, a dict of its fields, or a list of them), as A1111's
     ControlNet extension sets them; a Result's Params keep each unit's settings without its picture.
 
@@ -56,6 +65,18 @@ class Params:
     sgm_noise_multiplier: bool = False
     model: str = ""
     control: tuple = ()
+    hires: bool = False
+    hires_scale: float = 2.0
+    hires_resize_x: int = 0
+    hires_resize_y: int = 0
+    hires_steps: int = 0
+    hires_upscaler: str = "Latent"
+    hires_sampler: str = ""
+    hires_schedule: str = ""
+    hires_prompt: str = ""
+    hires_negative_prompt: str = ""
+    hires_cfg: float | None = None
+    hires_checkpoint: str = ""
 
     def __post_init__(self):
         for name, value in check_all(self).items():
@@ -112,10 +133,10 @@ def _steps(value):
     return value
 
 
-def _cfg(value):
-    value = checks.real("cfg", value, example=7)
+def _cfg(value, name="cfg"):
+    value = checks.real(name, value, example=7)
     if value < 0:
-        raise BadInput(f"cfg={value:g} is negative: the CFG scale is 0 or more (A1111's default is 7; 1 is the "
+        raise BadInput(f"{name}={value:g} is negative: the CFG scale is 0 or more (A1111's default is 7; 1 is the "
                        f"prompt alone, below 1 see help(labkit.Params)).")
     return value
 
@@ -180,7 +201,31 @@ CHECKS = {
     "sgm_noise_multiplier": lambda v: checks.flag("sgm_noise_multiplier", v),
     "model": lambda v: checks.text("model", v),
     "control": lambda v: _units(v),
+    "hires": lambda v: checks.flag("hires", v),
+    "hires_scale": lambda v: _hires_scale(v),
+    "hires_resize_x": lambda v: _resize("hires_resize_x", v),
+    "hires_resize_y": lambda v: _resize("hires_resize_y", v),
+    "hires_steps": _at_least("hires_steps", 0, "0 runs as many steps as the first pass (A1111's default)."),
+    "hires_upscaler": lambda v: checks.text("hires_upscaler", v),
+    "hires_sampler": lambda v: checks.text("hires_sampler", v),
+    "hires_schedule": lambda v: checks.text("hires_schedule", v),
+    "hires_prompt": lambda v: checks.text("hires_prompt", v),
+    "hires_negative_prompt": lambda v: checks.text("hires_negative_prompt", v),
+    "hires_cfg": lambda v: None if v is None else _cfg(v, "hires_cfg"),
+    "hires_checkpoint": lambda v: checks.text("hires_checkpoint", v),
 }
+
+
+def _hires_scale(value):
+    value = checks.real("hires_scale", value, example=2)
+    if not 0 < value <= 8:
+        raise BadInput(f"hires_scale={value:g}: hires fix upscales by more than 1 and at most 8 (A1111's slider: "
+                       f"1 to 4), e.g. hires_scale=2.")
+    return value
+
+
+def _resize(name, value):
+    return 0 if checks.whole(name, value, example=1024) == 0 else _size(name, value)
 
 
 def _units(value) -> tuple:
@@ -203,6 +248,9 @@ def check_all(p: Params) -> dict:
     if values["seed"] > 0 and values["seed"] + values["batch_size"] - 1 > MAX_SEED:
         raise BadInput(f"seed={values['seed']} with batch_size={values['batch_size']}: image i uses seed + i, which "
                        f"passes 2**63 - 1; use a smaller seed.")
+    if values["hires"] and values["hires_scale"] <= 1 and not (values["hires_resize_x"] or values["hires_resize_y"]):
+        raise BadInput(f"hires_scale={values['hires_scale']:g} does not make the picture bigger: hires fix upscales "
+                       f"by more than 1 (e.g. hires_scale=2), or give hires_resize_x / hires_resize_y.")
     return values
 
 

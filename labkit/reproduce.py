@@ -51,19 +51,26 @@ class Report:
         return "\n".join(lines)
 
 
-def _used(mode: str, refiner) -> list:
-    """The reported fields a run of `mode` uses: strength only from a picture, switch_at only with a refiner."""
-    return [f for f in REPORTED if not (f == "strength" and mode == "txt2img") and
-            not (f == "switch_at" and refiner is None)]
+REPORTED_HIRES = ("hires", "hires_scale", "hires_resize_x", "hires_resize_y", "hires_steps", "hires_upscaler",
+                  "hires_sampler", "hires_schedule", "hires_prompt", "hires_negative_prompt", "hires_cfg")
 
 
-def reproduce(lab, source, *, image=None, mask=None, refiner=None, control_images=None, **overrides):
+def _used(mode: str, refiner, hires: bool = False) -> list:
+    """The reported fields a run of `mode` uses: strength only from a picture or in hires fix, switch_at only with
+    a refiner, the hires fields with hires fix."""
+    return [f for f in REPORTED + (REPORTED_HIRES if hires else ()) if not (f == "strength" and mode == "txt2img"
+            and not hires) and not (f == "switch_at" and refiner is None)]
+
+
+def reproduce(lab, source, *, image=None, mask=None, refiner=None, control_images=None, hires_lab=None,
+              **overrides):
     """Run the recipe of `source` (path, PIL image, bytes or infotext) on `lab`; returns a Result whose
     `.report` says what was honoured and what differs. `overrides` replace recipe fields (e.g. sampler=). The
     recipe's LoRAs are applied when found on `lab.loras.search_paths`, by name or else by hash; its ControlNet
     units when their model is found on `lab.controlnets.search_paths` (by name, else by A1111's hash) and their
     picture is given: `control_images`, one per unit in order (A1111 does not save them; in img2img and inpaint
-    a unit without one takes the init image, as in A1111)."""
+    a unit without one takes the init image, as in A1111). A hires fix recipe runs its second pass too (its
+    upscaler found by name, `labkit.upscalers.names()`; `hires_lab=<Lab>` for its "Hires checkpoint")."""
     from . import samplers
     from .recipes import read_recipe
 
@@ -83,9 +90,9 @@ def reproduce(lab, source, *, image=None, mask=None, refiner=None, control_image
     p = p.replace(prompt=prompt, model=lab.name, control=_controls(lab, p.control, control_images, recipe.mode,
                                                                    report))
     _tool_differences(lab, recipe, p, report)
-    run = _runner(lab, recipe.mode, image, mask, refiner, recipe, report)
+    run = _runner(lab, recipe.mode, image, mask, refiner, recipe, report, hires_lab)
     result = run(params=p)
-    used = _used(recipe.mode, refiner)
+    used = _used(recipe.mode, refiner, p.hires)
     report.honoured = [f for f in used if f not in report.differs and getattr(result.params, f) == getattr(p, f)]
     for f in used:
         if f not in report.differs and getattr(result.params, f) != getattr(p, f):
@@ -184,12 +191,12 @@ def _tool_differences(lab, recipe, p, report: Report) -> None:
                                        f"differences of a few levels if it ran on a GPU")
 
 
-def _runner(lab, mode: str, image, mask, refiner, recipe, report: Report):
+def _runner(lab, mode: str, image, mask, refiner, recipe, report: Report, hires_lab=None):
     """The Lab method that reproduces `mode`, with the inputs the recipe cannot carry."""
     if recipe.model.get("refiner") and refiner is None:
         report.differs["refiner"] = f"the recipe used refiner {recipe.model['refiner']}; pass refiner=<Lab> to use it"
     if mode == "txt2img":
-        return lambda params: lab.txt2img(params=params, refiner=refiner)
+        return lambda params: lab.txt2img(params=params, refiner=refiner, hires_lab=hires_lab)
     if image is None:
         raise BadInput(f"The recipe is an {mode} run: its init image is not in the file. Pass image= (and mask= for "
                        f"inpainting) to reproduce it.\n{report}")

@@ -28,6 +28,7 @@ class Result:
     report: object = None  # set by Lab.reproduce: what of the recipe was honoured
     latents: object = None  # torch (B, C, h, w) float32 on the CPU: the final latents before the VAE decode
     control_maps: list = field(default_factory=list)  # each ControlNet unit's control map, as the ControlNet saw it
+    first_pass: list = field(default_factory=list)  # hires fix: the first pass's pictures, before the upscale
 
     @property
     def image(self):

@@ -18,6 +18,7 @@ ENTRY_POINTS = {
     "Lab.img2img", "Lab.inpaint", "Lab.outpaint", "Lab.reproduce", "Lab.save_single_file", "Lab.load_embedding",
     "Lab.encode_prompt", "lab.loras", "labkit.grid", "Result.save", "labkit.lora.train", "labkit.samplers",
     "labkit.tokenizer", "labkit.sweep.generate", "labkit.sweep.notebooks", "lab.controlnets", "ControlUnit",
+    "labkit.upscale",
 }
 
 

@@ -71,7 +71,22 @@ VALID = {
     "sgm_noise_multiplier": st.booleans(),
     "model": TEXT,
     "control": control_units(),
+    "hires": st.booleans(),
+    "hires_scale": st.integers(21, 80).map(lambda n: n * 0.05),  # A1111's slider: 1.05 to 4 in 0.05 steps
+    "hires_resize_x": st.one_of(st.just(0), SIZES.filter(bool)),
+    "hires_resize_y": st.one_of(st.just(0), SIZES.filter(bool)),
+    "hires_steps": numbers(st.integers(0, 150)),
+    "hires_upscaler": st.sampled_from(["Latent", "Latent (bicubic antialiased)", "None", "Lanczos", "Nearest",
+                                       "R-ESRGAN 4x+", "4x-UltraSharp"]),
+    "hires_sampler": st.one_of(st.just(""), st.sampled_from(samplers.names())),
+    "hires_schedule": st.one_of(st.just(""), st.sampled_from(samplers.schedules())),
+    "hires_prompt": TEXT,
+    "hires_negative_prompt": TEXT,
+    "hires_cfg": st.one_of(st.none(), numbers(None, st.floats(0, 30, allow_nan=False))),
+    "hires_checkpoint": TEXT,
 }
+HIRES_SAME = {"hires_sampler": "sampler", "hires_prompt": "prompt", "hires_negative_prompt": "negative_prompt",
+              "hires_cfg": "cfg", "hires_schedule": "schedule"}  # written only when they differ from the first pass
 ANYTHING = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), st.text(max_size=8),
                      st.binary(max_size=4), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(), st.text(),
                      max_size=1), st.integers(-2**31, 2**31 - 1).map(np.int32), st.floats(width=32).map(np.float32))
@@ -106,8 +121,24 @@ def test_valid_settings_round_trip_through_infotext(settings_, mode):
     carried += ["mask_blur", "only_masked"] + (["padding"] if p.only_masked else []) if mode == "inpaint" else []
     carried += ["noise"] if p.noise != "comfy" else []  # ComfyUI's noise is written as A1111's "RNG: CPU"
     assert {f: getattr(read, f) for f in carried} == {f: getattr(p, f) for f in carried}
+    assert read.hires == (p.hires and mode == "txt2img")
+    if read.hires:
+        assert_hires_carried(p, read)
     schedule = p.schedule if p.schedule != "Automatic" else samplers.canonical(p.sampler, "Automatic")[1]
     assert read.schedule in (schedule, p.schedule)
+
+
+def assert_hires_carried(p, read):
+    """Hires fields through infotext: each as written, "" (the first pass's) where it equals the first pass's."""
+    resized = bool(p.hires_resize_x or p.hires_resize_y)
+    carried = ["strength", "hires_steps", "hires_upscaler", "hires_checkpoint", "hires_resize_x", "hires_resize_y"]
+    assert {f: getattr(read, f) for f in carried} == {f: getattr(p, f) for f in carried}
+    if not resized:
+        assert math.isclose(read.hires_scale, p.hires_scale)
+    for hires, first in HIRES_SAME.items():
+        mine = getattr(p, hires)
+        want = "" if mine == getattr(p, first) or mine in ("", None) else mine
+        assert getattr(read, hires) in (want, None if want == "" and hires == "hires_cfg" else want), hires
 
 
 @FAST
@@ -122,8 +153,12 @@ def test_any_value_is_taken_or_refused_with_bad_input(name, value):
     assert type(held) in (int, float, str, bool, type(None)) or (name == "control" and held == ()), (name, value, held)
 
 
-@pytest.mark.parametrize("name", [n for n in FIELDS if n not in ("prompt", "negative_prompt", "model", "sampler",
-                                                                 "schedule", "only_masked", "sgm_noise_multiplier")])
+TEXTS_AND_FLAGS = ("prompt", "negative_prompt", "model", "sampler", "schedule", "only_masked", "sgm_noise_multiplier",
+                   "hires", "hires_upscaler", "hires_sampler", "hires_schedule", "hires_prompt",
+                   "hires_negative_prompt", "hires_checkpoint")
+
+
+@pytest.mark.parametrize("name", [n for n in FIELDS if n not in TEXTS_AND_FLAGS])
 @FAST
 @given(value=st.one_of(st.just(math.nan), st.just(math.inf), st.just(-math.inf), st.booleans(), st.binary(max_size=3),
                        st.text(min_size=1, max_size=4)))

@@ -52,3 +52,10 @@ def test_ci_runs_the_readme_test_command():
     assert "bin/lab" in readme.split("\n## ")[0]
     assert "exec bin/test" in (ROOT / ".ci" / "run").read_text()
     assert 'torch==2.13.0' in (ROOT / "bin" / "setup").read_text()
+
+
+def test_setup_installs_spandrel_without_its_torchvision_requirement():
+    from labkit.upscalers.library import REQUIREMENT
+
+    assert f'--no-deps "{REQUIREMENT}"' in (ROOT / "bin" / "setup").read_text()
+    assert REQUIREMENT in (ROOT / "environment.yml").read_text()

@@ -10,6 +10,7 @@ from .. import samplers
 from ..controlnet.infotext import pop_units
 from ..errors import BadInput
 from ..params import EMPHASIS
+from .hires_fields import HIRES_FIELDS, pop_hires
 from .infotext import LORA_TAG, name_values, split_infotext, split_title
 from .recipe import (TOOL_DEFAULTS, Recipe, float_or_none, make_params, map_fields, require_core, to_bool, to_float,
                      to_int)
@@ -151,18 +152,6 @@ def _a1111_mode(fields: dict) -> str:
     return "img2img" if "Denoising strength" in fields and not hires else "txt2img"
 
 
-def _pop_hires(fields: dict, unmapped: dict, notes: list) -> None:
-    """Hires fix fields (and then "Denoising strength", which belongs to it) go to `unmapped`."""
-    keys = [key for key in fields if key.startswith(HIRES_PREFIXES)]
-    if not keys:
-        return
-    keys += ["Denoising strength"] if "Denoising strength" in fields else []
-    for key in keys:
-        unmapped[key] = fields.pop(key)
-    notes.append("Hires fix fields kept in unmapped (with the Denoising strength, which belongs to them): labkit "
-                 "has no hires fix; upscale the image and run img2img to do the same.")
-
-
 def parse_a1111(text: str, tool: str | None = None) -> Recipe:
     """A Recipe from A1111-style infotext (A1111, Forge, Fooocus' a1111 scheme, labkit's own).
 
@@ -183,7 +172,9 @@ def parse_a1111(text: str, tool: str | None = None) -> Recipe:
     model = _a1111_model(fields, notes)
     values["model"] = model.get("name", "")
     values.update(_a1111_sampler(fields, tool, version, notes))
-    _pop_hires(fields, unmapped, notes)
+    pop_hires(fields, values, model, notes,
+              lambda name, schedule: resolve_sampler(name, schedule, _sampler_era(tool, version), notes))
+    map_fields(fields, HIRES_FIELDS, values, unmapped, notes)
     units = pop_units(fields, unmapped, notes)
     if units:
         values["control"] = units

@@ -15,6 +15,7 @@ from ..files import exists_message, write_atomic
 from ..controlnet.infotext import unit_fields
 from ..params import Params
 from .containers import RGB_ONLY, image_format, image_options, software
+from .hires_fields import hires_infotext
 from .infotext import join_infotext, number, title
 from .own import RECIPE_FORMAT
 from .records import ModelRecord
@@ -72,9 +73,10 @@ def infotext_fields(p: Params, model=None, mode: str = "txt2img", extra: dict | 
         "Size": f"{p.width}x{p.height}" if p.width and p.height else None,
         "Model hash": model.get("hash"),
         "Model": model.get("name") or p.model or None,
-        "Denoising strength": number(p.strength) if "strength" in uses else None,
+        "Denoising strength": number(p.strength) if "strength" in uses or (p.hires and mode == "txt2img") else None,
         "Clip skip": p.clip_skip if p.clip_skip > 1 else None,
         "RNG": NOISE_RNG.get(p.noise),
+        **(hires_infotext(p, model) if mode == "txt2img" else {}),
         "Refiner": title(refiner, model.get("refiner_hash")) if refiner else None,
         "Refiner switch at": number(p.switch_at) if refiner else None,
         "Mask blur": p.mask_blur if masked else None,

@@ -53,17 +53,25 @@ def tool_of(noise_mode: str) -> str:
 
 
 def plan(tool: str, sampler: str, schedule: str, steps: int, train, *, img2img: bool = False,
-         strength: float = 1.0, sgm: bool = False) -> Plan:
+         strength: float = 1.0, sgm: bool = False, fixed_steps: bool = False) -> Plan:
     """The plan of `steps` steps of `sampler` on `schedule` (an A1111 schedule type, "Automatic" resolved) for
-    `tool`; img2img with `strength`, A1111's denoising strength and ComfyUI's denoise."""
+    `tool`; img2img with `strength`, A1111's denoising strength and ComfyUI's denoise. `fixed_steps`: A1111's
+    rule when the steps are given (hires fix; its "img2img_fix_steps"): exactly `steps` run, the last ones of a
+    schedule int(steps / min(strength, 0.999)) long (sd_samplers_common.setup_img2img_steps), as ComfyUI's
+    denoise always does."""
+    t_enc = steps - 1 if img2img and fixed_steps else None
+    if t_enc is not None:
+        steps = int(steps / min(strength, 0.999))
     if tool == "a1111" and sampler in TIMESTEP_SAMPLERS:
-        return timestep_plan(sampler, steps, train, strength if img2img else None)
+        return timestep_plan(sampler, steps, train, strength if img2img else None, t_enc)
     if tool == "a1111" and sampler == "UniPC":
-        return a1111_unipc_plan(steps, train, strength if img2img else None)
+        return a1111_unipc_plan(steps, train, strength if img2img else None, t_enc)
     if not img2img:
         sigmas = S.schedule(tool, sampler, schedule, train, steps)
     elif tool == "a1111":
-        sigmas = a1111_img2img(sampler, schedule, steps, train, strength)
+        sigmas = a1111_img2img(sampler, schedule, steps, train, strength, t_enc)
+    elif t_enc is not None:
+        sigmas = comfy_denoise(sampler, schedule, t_enc + 1, train, strength)
     else:
         sigmas = comfy_denoise(sampler, schedule, steps, train, strength)
     end_scale = 1.0
@@ -87,10 +95,10 @@ def start_factor(tool: str, sigma_0: float, sigma_max: float, sgm: bool) -> floa
     return math.sqrt(1 + sigma_0 ** 2) if sgm else sigma_0
 
 
-def a1111_img2img(sampler, schedule, steps, train, strength):
-    """A1111's img2img cut: t_enc = int(min(strength, 0.999) * steps) and the last t_enc + 1 steps run
-    (sd_samplers_common.setup_img2img_steps, KDiffusionSampler.sample_img2img)."""
-    t_enc = int(min(strength, 0.999) * steps)
+def a1111_img2img(sampler, schedule, steps, train, strength, t_enc=None):
+    """A1111's img2img cut: t_enc = int(min(strength, 0.999) * steps) (or as given) and the last t_enc + 1 steps
+    run (sd_samplers_common.setup_img2img_steps, KDiffusionSampler.sample_img2img)."""
+    t_enc = int(min(strength, 0.999) * steps) if t_enc is None else t_enc
     return S.schedule("a1111", sampler, schedule, train, steps)[steps - t_enc - 1:]
 
 
@@ -107,14 +115,14 @@ def a1111_grid(steps: int) -> list[int]:
     return sorted({min(t + 1, 999) for t in range(0, 1000, 1000 // steps)})
 
 
-def timestep_plan(sampler: str, steps: int, train, strength: float | None) -> Plan:
+def timestep_plan(sampler: str, steps: int, train, strength: float | None, t_enc: int | None = None) -> Plan:
     """A1111's DDIM / PLMS (modules/sd_samplers_timesteps.py): unit VP noise at the top of its integer grid, a
     UNet call at each grid point above t = 1, the run ending at t = 1. img2img (`strength`) noises the picture
     at grid point t_enc (counted from t = 1) and calls the UNet from the point below it on, as A1111 does."""
     import torch
 
     grid = a1111_grid(steps)
-    top = len(grid) - 1 if strength is None else int(min(strength, 0.999) * steps)
+    top = len(grid) - 1 if strength is None else int(min(strength, 0.999) * steps) if t_enc is None else t_enc
     called = grid[1:top + (strength is None)][::-1]
     sigmas = S.t_to_sigma(train, torch.tensor(called + [1], dtype=torch.float32))
     noised = float(S.t_to_sigma(train, torch.tensor(float(grid[top]))))
@@ -123,7 +131,7 @@ def timestep_plan(sampler: str, steps: int, train, strength: float | None) -> Pl
                 levels=train)
 
 
-def a1111_unipc_plan(steps: int, train, strength: float | None) -> Plan:
+def a1111_unipc_plan(steps: int, train, strength: float | None, t_enc: int | None = None) -> Plan:
     """A1111's UniPC (modules/models/diffusion/uni_pc): len(range(0, 1000, 1000 // steps)) steps uniform in
     continuous time, the UNet fed t from 999 down in equal fractional steps to t = 0 (sigma_min, not 0); the noise
     level of a fractional t comes from interpolating log alpha (its NoiseScheduleVP), not log sigma. img2img:
@@ -137,7 +145,7 @@ def a1111_unipc_plan(steps: int, train, strength: float | None) -> Plan:
         return Plan("a1111", "UniPC", "Automatic", sigmas, t[:-1].clone(), math.sqrt(1 + sigma_0 ** 2), sigma_0,
                     levels=train)
     grid = a1111_grid(steps)
-    t_enc = max(int(min(strength, 0.999) * steps), 1)
+    t_enc = max(int(min(strength, 0.999) * steps) if t_enc is None else t_enc, 1)
     t = torch.linspace(float(grid[t_enc - 1]), 0, t_enc + 1)
     noised = float(S.t_to_sigma(train, torch.tensor(float(grid[t_enc]))))
     return Plan("a1111", "UniPC", "Automatic", alpha_interpolated_sigma(train, t), t[:-1].clone(), noised, noised,

@@ -19,8 +19,9 @@ PLANNED_MODES = ("txt2img", "img2img")  # inpaint follows the plan only when it 
 # refiner finishing a base's run ("txt2img") follows the base's plan from where the base stopped
 
 
-def scheduler_for(lab, p, mode: str = "txt2img"):
-    """The scheduler of `p`'s sampler for `lab`, following the plan of `p.noise`'s tool where it can."""
+def scheduler_for(lab, p, mode: str = "txt2img", fixed_steps: bool = False):
+    """The scheduler of `p`'s sampler for `lab`, following the plan of `p.noise`'s tool where it can
+    (`fixed_steps`: img2img running exactly p.steps steps, as hires fix does: `plan.plan`)."""
     from ..noise import batch_seeds
     from ..samplers import SAMPLERS, canonical, make_scheduler
 
@@ -36,7 +37,8 @@ def scheduler_for(lab, p, mode: str = "txt2img"):
         scheduler = type(scheduler).from_config(scheduler.config, noise_sampler_seed=seeds)
     if wanted and fit.follows(scheduler) and sampler not in NO_PLAN.get(tool, ()):
         run = plan(tool, sampler, schedule, p.steps, training_levels(lab.scheduler_config, tool),
-                   img2img=mode == "img2img", strength=p.strength, sgm=p.sgm_noise_multiplier)
+                   img2img=mode == "img2img", strength=p.strength, sgm=p.sgm_noise_multiplier,
+                   fixed_steps=fixed_steps)
         fit.install(scheduler, run)
     return scheduler
 

@@ -18,6 +18,7 @@ from ..families import MODES
 from ..params import Params
 from .common import close_tree, image_widget, png, show_error, with_summary
 from .controlnet import ControlNetPanel
+from .hires import HiresPanel
 from .controls import PromptPanel, SamplingControls
 from .gallery import Compare, Gallery
 from .hotkeys import Hotkeys
@@ -142,6 +143,7 @@ class Studio(w.VBox):
         self.xyz = XyzPlot(self.run_grid, lambda: list(self.lab.loras.loaded))
         self.models = ModelPicker(models_dir, current=lab.name or "")
         self.controlnet = ControlNetPanel(lambda: self.lab.controlnets.names(), self._picture, self._size)
+        self.hires = HiresPanel(p, self._picture, self.set_input)
         self.mode = w.ToggleButtons(options=MODES, value="txt2img")
         self.mode_note = w.HTML()
         self.mode_note.add_class("labkit-mode-note")
@@ -178,10 +180,10 @@ class Studio(w.VBox):
                           w.HBox([self.queued, self.clear_queue]), self.hint, self.image,
                           self.batch_view, self.notes, self.preview],
                          layout=w.Layout(width=f"{side + 40}px", min_width="0", overflow="hidden"))
-        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.controlnet, self.gallery, self.compare,
-                      self.png_info, self.xyz, self.models])
-        for i, title in enumerate(("LoRAs", "input & mask", "ControlNet", "gallery", "compare", "PNG Info",
-                                   "X/Y/Z plot", "models")):
+        tabs = w.Tab([self.loras, w.VBox([self.upload, self.mask]), self.controlnet, self.hires, self.gallery,
+                      self.compare, self.png_info, self.xyz, self.models])
+        for i, title in enumerate(("LoRAs", "input & mask", "ControlNet", "hires fix", "gallery", "compare",
+                                   "PNG Info", "X/Y/Z plot", "models")):
             tabs.set_title(i, title)
         self.picture_column, self.tabs = picture, tabs
         return [w.HTML(f"<style>{STYLE}</style>"), self.hotkeys, self.mode, self.mode_note,
@@ -197,8 +199,11 @@ class Studio(w.VBox):
         self.mode.observe(lambda _: self._show_mode(), names="value")
         self.gallery.on_restore(self.show_params)
         self.png_info.on_send(self.receive)
-        for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, self.mode]:
+        for control in [self.prompt.prompt, self.prompt.negative, *self.sampling.controls, *self.hires.controls,
+                        self.mode]:
             control.observe(self._changed, names="value")
+        for control in [self.sampling.width, self.sampling.height, *self.hires.controls[:5]]:
+            control.observe(lambda _: self.hires.describe(*self._size(), self.lab.vae_scale), names="value")
         self.batch_view.observe(lambda c: self._select(c["new"]), names="selected")
         self._wire_loras()
         self.models.on_load(self.set_lab)
@@ -276,8 +281,9 @@ class Studio(w.VBox):
     # ---- settings --------------------------------------------------------------------------------------
     @property
     def params(self) -> Params:
-        """The Params the controls describe now (with the ControlNet units that are on)."""
-        return self.sampling.apply(self.prompt.apply(self.base)).replace(control=self.controlnet.units())
+        """The Params the controls describe now (with the ControlNet units that are on; hires fix in txt2img)."""
+        p = self.sampling.apply(self.prompt.apply(self.base)).replace(control=self.controlnet.units())
+        return self.hires.apply(p) if self.mode.value == "txt2img" else p.replace(hires=False)
 
     def _picture(self):
         """The picture shown now (the picked one of a batch), or None before the first run."""
@@ -294,6 +300,7 @@ class Studio(w.VBox):
             self.prompt.show(params)
             self.sampling.show(params)
             self.controlnet.show(params.control)
+            self.hires.show(params)
             self.mask.feather = params.mask_blur
 
     def receive(self, params: Params, mode: str, picture=None) -> None:

@@ -23,6 +23,8 @@ AGREEMENT = dict.fromkeys(["eye sees an outline", "eye sees an outline or maybe"
 GEN_TIMES = {"image_s": ANY, "step_ms": ANY}
 MEMORY = {"after_warmup": ANY, "end": ANY, "max": ANY, "growth_pct": ANY, "slope_mb_per_cycle": ANY}
 RUNS = ("labkit_plain", "labkit_one_unit", "labkit_two_units", "diffusers_one", "diffusers_two")  # controlnet.py
+HIRES_RUNS = ("single_64", "hires_latent_128", "hires_lanczos_128", "hires_toy_upscaler_128", "direct_128")
+UPSCALES = ("toy_upscaler_whole", "toy_upscaler_tiles_128", "lanczos")  # hires.py
 EXPECTED = {  # script: ({results file: structure}, the results.md section it writes or None)
     "core.py": ({"core.json": {
         "when": ANY, "machine": ANY, "torch": ANY, "diffusers": ANY, "import_s": ANY, "import_repeats": 1,
@@ -79,6 +81,13 @@ EXPECTED = {  # script: ({results file: structure}, the results.md section it wr
         "repeats": 1, "seconds": dict.fromkeys(RUNS, ANY), "ms_per_step": dict.fromkeys(RUNS, ANY),
         "one_unit_over_plain": ANY, "two_units_over_plain": ANY, "labkit_over_diffusers_one": ANY,
         "labkit_over_diffusers_two": ANY}}, "## controlnet (benchmarks/controlnet.py)"),
+    "hires.py": ({"hires.json": {
+        "when": ANY, "machine": ANY, "torch": ANY, "diffusers": ANY, "model": "toy + toy-upscaler", "steps": 2,
+        "repeats": 1, "denoise": 0.35, "upscale_side": 64, "seconds": dict.fromkeys(HIRES_RUNS, ANY),
+        "hires_over_single": dict.fromkeys(HIRES_RUNS[1:4], ANY), "hires_over_direct_128": dict.fromkeys(
+            HIRES_RUNS[1:4], ANY), "upscale_seconds": dict.fromkeys(UPSCALES, ANY),
+        "upscale_megapixels_per_s": dict.fromkeys(UPSCALES, ANY), "tiles_over_whole": ANY}},
+        "## hires (benchmarks/hires.py)"),
     "parity.py": ({"parity.json": {
         "tolerance": 0.01,
         "rows": [{"key": ANY, "mode": ANY, "tool": ANY, "sampler": ANY, "sampler_tool": ANY, "schedule": "Karras",

@@ -132,12 +132,12 @@ def test_img2img_inpaint_rng_eta_refiner():
     assert nv.unmapped == {"RNG": "NV"} and nv.params.noise == "a1111-gpu" and any("NV" in n for n in nv.notes)
 
 
-def test_hires_fields_are_unmapped_with_their_denoising_strength():
+def test_hires_fields_are_read_with_their_denoising_strength():
     r = parse_text("x\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Denoising strength: 0.7, "
                    "Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent, Version: v1.10.1")
-    assert r.mode == "txt2img" and r.params.strength == 0.75
-    assert r.unmapped == {"Hires upscale": "2", "Hires steps": "10", "Hires upscaler": "Latent",
-                          "Denoising strength": "0.7"}
+    p = r.params
+    assert r.mode == "txt2img" and (p.hires, p.strength, p.hires_scale, p.hires_steps) == (True, 0.7, 2.0, 10)
+    assert r.unmapped == {} and not any("hires" in note.lower() for note in r.notes)
 
 
 def test_unknown_sampler_kept_as_written_and_noted():

@@ -45,6 +45,7 @@ STAGE_INPUTS = MappingProxyType({
     "toy-xl-refiner": ("vae.safetensors", "clip_g.safetensors"),
     "toy-inpaint": ("vae.safetensors", "clip_l.safetensors", "unet_toy.safetensors"),
     "toy-controlnet": ("vae.safetensors", "clip_l.safetensors", "unet_toy.safetensors"),
+    "toy-upscaler": ("vae.safetensors",),
 })
 
 

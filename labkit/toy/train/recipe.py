@@ -41,5 +41,6 @@ RECIPES = MappingProxyType({
     "toy-xl-refiner": StageRecipe(seed=104, steps=2400, batch=64, lr=1e-3, t_max=200),
     "toy-inpaint": StageRecipe(seed=105, steps=1200, batch=64, lr=5e-4, pool=8000),
     "toy-controlnet": StageRecipe(seed=107, steps=4500, batch=64, lr=1e-3, pool=8000, dropout=0.3),
+    "toy-upscaler": StageRecipe(seed=108, steps=4000, batch=32, lr=2e-3, pool=3000, weight_decay=0.0, ema=0.0),
 })
 STAGES = tuple(RECIPES)

@@ -9,12 +9,13 @@ from .recipe import RECIPES, STAGES, StageRecipe
 from .refiner import train_refiner
 from .run import Run
 from .sd import train_toy
+from .upscaler import train_upscaler
 from .vae import train_vae, train_vae_decoder
 from .xl import train_toy_xl
 
 TRAINERS = MappingProxyType({"vae": train_vae, "vae-decoder": train_vae_decoder, "toy": train_toy,
                              "toy-xl": train_toy_xl, "toy-xl-refiner": train_refiner, "toy-inpaint": train_inpaint,
-                             "toy-controlnet": train_controlnet})
+                             "toy-controlnet": train_controlnet, "toy-upscaler": train_upscaler})
 
 
 def train(stage, run=None, **overrides):

@@ -38,7 +38,7 @@ def works(entry: str, what: str, call, check, note: str) -> Case:
 
 
 def all_cases() -> list[Case]:
-    from . import controlnets, files, generate, other, params, recipes, sweeps
+    from . import controlnets, files, generate, hires, other, params, recipes, sweeps
 
     return [*params.CASES, *files.CASES, *generate.CASES, *recipes.CASES, *other.CASES, *sweeps.CASES,
-            *controlnets.CASES]
+            *controlnets.CASES, *hires.CASES]

@@ -52,6 +52,7 @@ class Env:
         write(self.path("loras/ink.safetensors"), kohya_modules(self.lab, "kohya"), lora_parts)
         sd1_sized_lora(self.path("sd1_lora.safetensors"))
         self._controlnets()
+        self._upscalers()
         self.lab.save_single_file(self.path("toy.safetensors"))
         self.path("junk.safetensors").write_bytes(b"hello world, not safetensors")
         torch.save([1, 2, 3], self.path("list.ckpt"))
@@ -75,6 +76,16 @@ class Env:
 
         save_file({"lora_controlnet": torch.zeros(1), "input_hint_block.0.weight": torch.zeros(16, 3, 3, 3)},
                   str(self.path("control_lora.safetensors")))
+
+    def _upscalers(self) -> None:
+        """A pickle that holds an object (unpickling runs its class) and a safetensors file of no known architecture."""
+        import argparse
+
+        from safetensors.torch import save_file
+
+        torch.save({"body.0.weight": torch.zeros(4, 3, 3, 3), "extra": argparse.Namespace(x=1)}, self.path("code_upscaler.pth"))
+        torch.save({"epoch": 3, "step": torch.tensor(1000)}, self.path("meta.pth"))
+        save_file({"mystery.weight": torch.zeros(4, 3, 3, 3)}, str(self.path("mystery_upscaler.safetensors")))
 
     def _folders(self) -> None:
         from diffusers import AutoencoderKL
