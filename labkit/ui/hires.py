@@ -38,7 +38,8 @@ class HiresPanel(w.VBox):
                                          style=STYLE, layout={"width": "200px"}, tooltip="0: follow the aspect")
         self.steps = w.IntSlider(p.hires_steps, min=0, max=150, description="hires steps", style=STYLE,
                                  layout={"width": "360px"}, tooltip="0: as many as the first pass")
-        self.denoise = w.FloatSlider(p.strength, min=0.01, max=1.0, step=0.01, description="denoise", style=STYLE,
+        # A1111's hires denoise starts at 0.7 (its img2img strength at 0.75, labkit's Params default)
+        self.denoise = w.FloatSlider(p.strength if p.hires else 0.7, min=0.01, max=1.0, step=0.01, description="denoise", style=STYLE,
                                      layout={"width": "360px"})
         self.sampler = w.Dropdown(options=[SAME, *samplers.names()], value=p.hires_sampler or SAME,
                                   description="hires sampler", style=STYLE, layout={"width": "360px"})
@@ -52,16 +53,20 @@ class HiresPanel(w.VBox):
                                    placeholder="hires negative prompt (empty: the first pass's)")
         self.size_note = w.HTML()
         self._upscale_parts()
+        for widget, name in ((self.upscaler, "upscaler"), (self.steps, "steps"), (self.denoise, "denoise")):
+            widget.add_class(f"labkit-hires-{name}")
         super().__init__([self.enabled, self.upscaler, self.scale, w.HBox([self.resize_x, self.resize_y]),
                           self.size_note, self.steps, self.denoise, self.sampler, self.schedule, self.cfg,
                           self.prompt, self.negative, w.HTML("<hr><b>upscale the picture shown</b>"),
                           w.HBox([self.upscale_with, self.upscale_by]), self.upscale_button, self.upscale_message,
                           self.upscaled])
+        self.add_class("labkit-hires")
 
     def _upscale_parts(self) -> None:
         self.upscale_with = w.Dropdown(options=self.upscaler_names(latent=False), value="Lanczos",
                                        description="upscaler", style={"description_width": "70px"},
                                        layout={"width": "260px"})
+        self.upscale_with.add_class("labkit-upscale-with")
         self.upscale_by = w.FloatText(2.0, description="by", style={"description_width": "30px"},
                                       layout={"width": "110px"})
         self.upscale_button = w.Button(description="upscale", tooltip="the picture shown, as the new input picture")

@@ -40,11 +40,11 @@ def test_hires_fix_set_in_the_page_draws_the_bigger_picture(hires_page, artifact
     page = hires_page
     select_tab(page, "hires fix")
     page.locator(f"{TAB} input[type=checkbox]").first.check()
-    panel = page.locator(f"{STUDIO} .widget-vbox", has=page.locator(TAB)).last
-    panel.locator(".widget-dropdown", has_text="upscaler").first.locator("select").select_option("toy-upscaler")
-    steps = panel.locator(".widget-slider", has_text="hires steps").first.locator(".widget-readout")
-    steps.fill("4")
-    steps.press("Enter")
+    page.locator(f"{STUDIO} .labkit-hires-upscaler select").first.select_option("toy-upscaler")
+    handle = page.locator(f"{STUDIO} .labkit-hires-steps .noUi-handle").first
+    handle.focus()
+    for _ in range(4):  # the slider's own keys: 0 -> 4 hires steps
+        page.keyboard.press("ArrowRight")
     page.wait_for_selector(f"{STUDIO} :text('64x64 → 128x128')")
     assert generate(page).startswith("done")
     page.wait_for_function(f"() => {{ const i = document.querySelector('{OUTPUT}'); "
@@ -60,8 +60,7 @@ def test_upscale_shows_the_bigger_picture(hires_page, artifacts):
     if run_code(page, "s.result is None"):
         assert generate(page).startswith("done")
     select_tab(page, "hires fix")
-    panel = page.locator(f"{STUDIO} .widget-vbox", has=page.locator(TAB)).last
-    panel.locator(".widget-dropdown", has_text="upscaler").last.locator("select").select_option("toy-upscaler")
+    page.locator(f"{STUDIO} .labkit-upscale-with select").first.select_option("toy-upscaler")
     page.locator(f"{STUDIO} button.labkit-upscale").click()
     page.wait_for_selector(f"{STUDIO} .labkit-upscale-message :text('now the input picture')")
     shown = page.locator(f"{STUDIO} img.labkit-upscaled").first

@@ -145,7 +145,7 @@ def test_models_tab_lists_the_folder_with_badges_and_loads_another_model(tabs_pa
     assert run_code(page, "s.lab.family") == "toy-xl"
 
 
-@pytest.mark.parametrize("title", ["PNG Info", "X/Y/Z plot", "models", "ControlNet"])
+@pytest.mark.parametrize("title", ["PNG Info", "X/Y/Z plot", "models", "ControlNet", "hires fix"])
 def test_each_tab_fits_at_1280x800(tabs_page, title):
     page = tabs_page
     page.set_viewport_size({"width": 1280, "height": 800})
