@@ -172,3 +172,14 @@ def test_a_second_pass_model_of_the_family(sd_lab):
     assert r.params.hires_checkpoint == "other" and r.stages["hires"] == "other"
     assert np.array_equal(np.asarray(r.first_pass[0]), np.asarray(mine.first_pass[0]))
     assert not np.array_equal(np.asarray(r.image), np.asarray(mine.image))
+
+
+def test_an_a1111_hires_recipe_reproduces_with_an_upscaler_it_has(sd_lab):
+    text = ("a red circle\nSteps: 6, Sampler: Euler, CFG scale: 4, Seed: 5, Size: 64x64, Denoising strength: 0.5, "
+            "RNG: CPU, Hires upscale: 1.5, Hires steps: 3, Hires upscaler: R-ESRGAN 4x+, Version: v1.9.4")
+    with pytest.raises(labkit.BadInput, match="Unknown upscaler 'R-ESRGAN 4x\\+'.*toy-upscaler"):
+        sd_lab.reproduce(text)
+    r = sd_lab.reproduce(text, hires_upscaler="toy-upscaler")
+    assert r.image.size == (96, 96) and r.first_pass[0].size == (64, 64)
+    assert {"hires", "hires_scale", "hires_steps", "strength"} <= set(r.report.honoured)
+    assert "hires_upscaler" not in r.report.honoured or r.params.hires_upscaler == "toy-upscaler"
