@@ -30,6 +30,9 @@ COMFY_JOINS = {"ConditioningCombine": (("conditioning_1", "conditioning_2"), " A
 COMFY_LATENT_SOURCES = {"EmptyLatentImage": "txt2img", "EmptySD3LatentImage": "txt2img",
                         "VAEEncode": "img2img", "VAEEncodeForInpaint": "inpaint"}
 COMFY_LATENT_INPUTS = ("samples", "latent", "latent_image", "latents")  # how latents pass through other nodes
+# LatentUpscale / LatentUpscaleBy methods -> A1111's latent upscaler of the same interpolation (ComfyUI never
+# antialiases; "area" and "bislerp" have no A1111 twin)
+COMFY_LATENT_UPSCALERS = {"bilinear": "Latent", "bicubic": "Latent (bicubic)", "nearest-exact": "Latent (nearest-exact)"}
 COMFY_VALUE_INPUTS = ("value", "seed", "noise_seed", "int", "float", "number", "text", "string", "Text", "prompt")
 COMFY_MAX_DEPTH = 64  # conditioning nodes followed at most (the graph is checked for cycles first)
 
@@ -274,6 +277,8 @@ def _comfy_stages(graph: dict, stages: list, values: dict, model: dict, unmapped
             notes.append(f"Refiner handoff at {number(handoff)} of the steps (node {stages[0]} -> node {node}"
                          f"{', ' + refiner if refiner else ''}): pass refiner=labkit.open(...) to txt2img.")
             continue
+        if position == 2 and _comfy_hires(graph, stages[0], node, values, notes):
+            continue
         summary = {key: _comfy_value(graph, inputs.get(key))
                    for key in ("seed", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")
                    if key in inputs}
@@ -282,11 +287,45 @@ def _comfy_stages(graph: dict, stages: list, values: dict, model: dict, unmapped
                      "recipe is the first pass, the second is in unmapped.")
 
 
+def _comfy_hires(graph: dict, first: str, second: str, values: dict, notes: list) -> bool:
+    """A second KSampler (denoise < 1, the first one's seed) over the first one's latents upscaled by LatentUpscaleBy
+    or LatentUpscale: A1111's hires fix with a latent upscaler, written into `values`. False for anything else."""
+    inputs = graph[second]["inputs"]
+    node = _link(graph, inputs.get("latent_image"))
+    if graph[second]["class_type"] != "KSampler" or node is None:
+        return False
+    up = graph[node]["inputs"]
+    method = COMFY_LATENT_UPSCALERS.get(_comfy_value(graph, up.get("upscale_method")))
+    denoise = float_or_none(_comfy_value(graph, inputs.get("denoise")))
+    same_seed = _comfy_value(graph, inputs.get("seed")) == _comfy_value(graph, graph[first]["inputs"].get("seed"))
+    if (_link(graph, up.get("samples")) != first or method is None or not same_seed or denoise is None
+            or not 0 < denoise < 1 or graph[node]["class_type"] not in ("LatentUpscaleBy", "LatentUpscale")):
+        return False
+    hires = {"hires": True, "hires_upscaler": method, "strength": denoise,
+             "hires_steps": to_int(_comfy_value(graph, inputs.get("steps")))}
+    if graph[node]["class_type"] == "LatentUpscaleBy":
+        hires["hires_scale"] = float(_comfy_value(graph, up.get("scale_by")))
+    else:
+        hires["hires_resize_x"] = to_int(_comfy_value(graph, up.get("width")))
+        hires["hires_resize_y"] = to_int(_comfy_value(graph, up.get("height")))
+    names = comfy_names(_comfy_value(graph, inputs.get("sampler_name")), _comfy_value(graph, inputs.get("scheduler")),
+                        notes)
+    hires["hires_sampler"] = names.get("sampler", "") if names.get("sampler") != values.get("sampler") else ""
+    hires["hires_schedule"] = names.get("schedule", "") if names.get("schedule") != values.get("schedule") else ""
+    cfg = float_or_none(_comfy_value(graph, inputs.get("cfg")))
+    hires["hires_cfg"] = cfg if cfg is not None and cfg != values.get("cfg") else None
+    values.update(hires)
+    notes.append(f"Sampler node {second} redraws the first pass's latents upscaled by {graph[node]['class_type']} "
+                 f"(node {node}): read as A1111's hires fix ({method}, denoise {number(denoise)}).")
+    return True
+
+
 def parse_comfyui(data) -> Recipe:
     """A Recipe from a ComfyUI API graph (the `prompt` PNG chunk).
 
     The recipe is the first sampling stage of the chain whose image reaches the SaveImage node: a base/refiner
-    KSamplerAdvanced pair becomes switch_at, a second pass (hires fix) goes to `unmapped`.
+    KSamplerAdvanced pair becomes switch_at, a latent-upscaled second pass becomes A1111's hires fix, any other
+    second pass goes to `unmapped`.
     UnsupportedFile for graphs without a KSampler / KSamplerAdvanced node or with a cycle.
     """
     raw = json_object(data, "ComfyUI graph")

@@ -76,3 +76,41 @@ def test_read_write_read_keeps_every_hires_field(text):
 def test_hires_fields_on_img2img_are_not_written():
     p = Params(prompt="a cat", seed=1, hires=True, strength=0.5)
     assert "Hires" not in infotext(p, mode="img2img") and "Denoising strength: 0.5" in infotext(p, mode="img2img")
+
+
+def comfy_hires_graph(upscale: dict, second: dict | None = None) -> dict:
+    """ComfyUI's latent hires fix: KSampler -> LatentUpscaleBy / LatentUpscale -> KSampler (denoise < 1)."""
+    first = {"seed": 42, "steps": 20, "cfg": 7, "sampler_name": "dpmpp_2m", "scheduler": "karras", "denoise": 1,
+             "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}
+    return {
+        "3": {"class_type": "KSampler", "inputs": first},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "dreamshaper_8.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 768, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "10": upscale,
+        "11": {"class_type": "KSampler", "inputs": {**first, "denoise": 0.5, "steps": 12, "latent_image": ["10", 0],
+                                                    **(second or {})}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["11", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+    }
+
+
+def test_comfyui_latent_upscale_passes_read_as_hires_fix():
+    from labkit.recipes import parse_comfyui
+
+    by = parse_comfyui(comfy_hires_graph({"class_type": "LatentUpscaleBy", "inputs": {
+        "upscale_method": "nearest-exact", "scale_by": 1.5, "samples": ["3", 0]}}))
+    p = by.params
+    assert (p.hires, p.hires_scale, p.hires_upscaler, p.hires_steps, p.strength, p.steps, p.width, p.height) == (
+        True, 1.5, "Latent (nearest-exact)", 12, 0.5, 20, 512, 768)
+    assert not by.unmapped and p.hires_sampler == "" and p.hires_cfg is None
+    to = parse_comfyui(comfy_hires_graph({"class_type": "LatentUpscale", "inputs": {
+        "upscale_method": "bilinear", "width": 1024, "height": 1536, "crop": "disabled", "samples": ["3", 0]}},
+        {"sampler_name": "euler_ancestral", "scheduler": "normal", "cfg": 5}))
+    p = to.params
+    assert (p.hires_resize_x, p.hires_resize_y, p.hires_upscaler, p.hires_sampler, p.hires_cfg) == (
+        1024, 1536, "Latent", "Euler a", 5.0)
+    other = parse_comfyui(comfy_hires_graph({"class_type": "LatentUpscaleBy", "inputs": {
+        "upscale_method": "bislerp", "scale_by": 2, "samples": ["3", 0]}}))
+    assert not other.params.hires and any(key.startswith("stage 2") for key in other.unmapped)  # no A1111 twin
