@@ -32,7 +32,8 @@ COMFY_LATENT_SOURCES = {"EmptyLatentImage": "txt2img", "EmptySD3LatentImage": "t
 COMFY_LATENT_INPUTS = ("samples", "latent", "latent_image", "latents")  # how latents pass through other nodes
 # LatentUpscale / LatentUpscaleBy methods -> A1111's latent upscaler of the same interpolation (ComfyUI never
 # antialiases; "area" and "bislerp" have no A1111 twin)
-COMFY_LATENT_UPSCALERS = {"bilinear": "Latent", "bicubic": "Latent (bicubic)", "nearest-exact": "Latent (nearest-exact)"}
+COMFY_LATENT_UPSCALERS = {"bilinear": "Latent", "bicubic": "Latent (bicubic)",
+                          "nearest-exact": "Latent (nearest-exact)"}
 COMFY_VALUE_INPUTS = ("value", "seed", "noise_seed", "int", "float", "number", "text", "string", "Text", "prompt")
 COMFY_MAX_DEPTH = 64  # conditioning nodes followed at most (the graph is checked for cycles first)
 

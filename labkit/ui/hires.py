@@ -39,8 +39,8 @@ class HiresPanel(w.VBox):
         self.steps = w.IntSlider(p.hires_steps, min=0, max=150, description="hires steps", style=STYLE,
                                  layout={"width": "360px"}, tooltip="0: as many as the first pass")
         # A1111's hires denoise starts at 0.7 (its img2img strength at 0.75, labkit's Params default)
-        self.denoise = w.FloatSlider(p.strength if p.hires else 0.7, min=0.01, max=1.0, step=0.01, description="denoise", style=STYLE,
-                                     layout={"width": "360px"})
+        self.denoise = w.FloatSlider(p.strength if p.hires else 0.7, min=0.01, max=1.0, step=0.01,
+                                     description="denoise", style=STYLE, layout={"width": "360px"})
         self.sampler = w.Dropdown(options=[SAME, *samplers.names()], value=p.hires_sampler or SAME,
                                   description="hires sampler", style=STYLE, layout={"width": "360px"})
         self.schedule = w.Dropdown(options=[SAME, *samplers.schedules()], value=p.hires_schedule or SAME,

@@ -10,8 +10,8 @@ from labkit.recipes import infotext, parse_a1111
 V16 = ("a cat\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 6ce0161689, "
        "Model: v1-5-pruned-emaonly, Denoising strength: 0.7, Hires upscale: 2, Hires upscaler: Latent, Version: v1.6.0")
 V19 = ("a cat\nSteps: 25, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 512x768, "
-       "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.35, Clip skip: 2, Hires upscale: 1.5, "
-       "Hires steps: 12, Hires upscaler: R-ESRGAN 4x+, Version: v1.9.4")
+       "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.35, Clip skip: 2, "
+       "Hires upscale: 1.5, Hires steps: 12, Hires upscaler: R-ESRGAN 4x+, Version: v1.9.4")
 V110 = ('a cat\nSteps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6, Seed: 7, Size: 832x1216, '
         'Model hash: 31e35c80fc, Model: sd_xl_base_1.0, Denoising strength: 0.4, Hires sampler: Euler a, '
         'Hires prompt: "masterpiece, detailed skin", Hires schedule type: Exponential, Hires resize: 1024x1536, '
