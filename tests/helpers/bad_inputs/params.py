@@ -89,7 +89,7 @@ CASES = [
     refuses(P, "Params().replace(stepss=3)", lambda env: Params().replace(stepss=3),
             "Did you mean 'steps'.*Valid settings: prompt"),
     refuses(P, "Params().replace(steps=2.5)", lambda env: Params().replace(steps=2.5), "whole number"),
-    refuses(P, "Params(*30 values): too many positional settings", lambda env: Params(*range(30)), "name them"),
+    refuses(P, "Params(*40 values): too many positional settings", lambda env: Params(*range(40)), "name them"),
     refuses(P, "Params('a cat', prompt='a dog'): twice", lambda env: Params("a cat", prompt="a dog"), "twice"),
     refuses(P, "Params.from_dict('steps: 20')", lambda env: Params.from_dict("steps: 20"), "takes a dict"),
     refuses(P, "Params.from_dict({'steps': '20'})", lambda env: Params.from_dict({"steps": "20"}), "whole number"),
