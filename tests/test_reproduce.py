@@ -60,10 +60,10 @@ def test_img2img_recipe_needs_its_init_image(sd_lab, tmp_path):
 
 
 def test_ignored_fields_are_listed(sd_lab):
-    text = ("a circle\nSteps: 3, Sampler: Euler, CFG scale: 3, Seed: 4, Size: 64x64, Hires upscale: 2, "
-            "Hires upscaler: Latent, Denoising strength: 0.5, Version: v1.10.1")
+    text = ("a circle\nSteps: 3, Sampler: Euler, CFG scale: 3, Seed: 4, Size: 64x64, Face restoration: CodeFormer, "
+            "Tiling: True, Version: v1.10.1")
     report = sd_lab.reproduce(text).report
-    assert "Hires upscale" in report.ignored and "ignored: " in str(report)
+    assert {"Face restoration", "Tiling"} <= set(report.ignored) and "ignored: " in str(report)
 
 
 def test_a1111_euler_a_reproduces_the_noise_stream_and_comfyui_euler_a_does_not(sd_lab):
