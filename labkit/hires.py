@@ -114,15 +114,17 @@ def cut(latents, found: Target):
 
 
 def upscale_pictures(lab, pictures, upscaler, found: Target, p2, notes: list):
-    """First-pass pictures made target-sized by a pixel or model upscaler (A1111's resize_image), center-cut and
-    encoded by the VAE: UNet-space latents (B, C, H/8, W/8)."""
+    """First-pass pictures made target-sized by a pixel or model upscaler (A1111's resize_image; a model is fed
+    BGR as A1111 feeds it, RGB for a ComfyUI recipe), center-cut and encoded by the VAE: UNet-space latents
+    (B, C, H/8, W/8)."""
     import torch
 
     from .upscalers.run import resize_with
 
     left, top = found.crop_x // 2 * found.cell, found.crop_y // 2 * found.cell
     box = (left, top, left + found.out_width, top + found.out_height)
-    big = [resize_with(picture, upscaler, (found.width, found.height), device=lab.device).crop(box)
+    bgr = p2.noise != "comfy"
+    big = [resize_with(picture, upscaler, (found.width, found.height), device=lab.device, bgr=bgr).crop(box)
            for picture in pictures]
     name = getattr(upscaler, "name", upscaler)
     notes.append(f"hires fix: {len(big)} picture(s) upscaled with {name} to {found.width}x{found.height}")

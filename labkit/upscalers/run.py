@@ -3,8 +3,8 @@
 Model upscalers run in overlapping tiles (ComfyUI's way: each tile's edges feathered over the overlap, the
 outputs averaged by their weights, so no seam shows), repeated while the picture is still smaller than asked
 (A1111 runs a 2x model twice for 4x, at most three times), then resized to the exact size with Lanczos.
-Pictures go in as RGB in [0, 1] (spandrel's, ComfyUI's and chaiNNer's order; A1111 feeds BGR, which changes a
-model's output only as much as the model tells colors apart by channel)."""
+Pictures go in as RGB in [0, 1] (spandrel's, ComfyUI's and chaiNNer's order); `bgr=True` feeds them as A1111 does,
+blue first (its upscaler_utils flips the channels), which hires fix does for an A1111 recipe."""
 
 import math
 
@@ -19,11 +19,11 @@ MAX_SIDE = 16384
 
 
 def upscale(image, upscaler="Lanczos", scale: float = 2.0, *, tile: int = TILE, overlap: int = OVERLAP,
-            device: str = "cpu"):
+            device: str = "cpu", bgr: bool = False):
     """`image` (PIL or NumPy) `scale` times bigger (int(side x scale) pixels), with the upscaler of that A1111
     name ("Lanczos", "Nearest", a model file's name from `labkit.upscalers()`, or a model file's path), or a
     loaded `labkit.load_upscaler(...)`. Models run in `tile`-pixel tiles overlapping by `overlap` pixels (0 for
-    one piece), on `device`."""
+    one piece), on `device`; `bgr=True` feeds a model blue first, as A1111 does."""
     from ..images import normalize, to_rgb
 
     scale = checks.real("scale", scale, example=2)
@@ -39,11 +39,13 @@ def upscale(image, upscaler="Lanczos", scale: float = 2.0, *, tile: int = TILE, 
     if max(size) > MAX_SIDE:
         raise BadInput(f"scale={scale:g} makes a {size[0]}x{size[1]} picture; labkit upscales to at most "
                        f"{MAX_SIDE} pixels a side: use a smaller scale.")
-    return resize_with(picture, upscaler, size, tile=tile, overlap=overlap, device=device)
+    checks.flag("bgr", bgr)
+    return resize_with(picture, upscaler, size, tile=tile, overlap=overlap, device=device, bgr=bgr)
 
 
-def resize_with(picture, upscaler, size, *, tile=TILE, overlap=OVERLAP, device="cpu"):
-    """`picture` (RGB PIL) at exactly `size` (w, h) by `upscaler` (a name, path, UpscalerModel or choice)."""
+def resize_with(picture, upscaler, size, *, tile=TILE, overlap=OVERLAP, device="cpu", bgr=False):
+    """`picture` (RGB PIL) at exactly `size` (w, h) by `upscaler` (a name, path, UpscalerModel or choice); `bgr`:
+    a model sees the channels in A1111's order."""
     from PIL import Image
 
     from .models import UpscalerModel, load
@@ -59,19 +61,22 @@ def resize_with(picture, upscaler, size, *, tile=TILE, overlap=OVERLAP, device="
     for _ in range(MAX_PASSES):
         if picture.width >= size[0] and picture.height >= size[1]:
             break
-        picture = run_model(model, picture, tile=tile, overlap=overlap, device=device)
+        picture = run_model(model, picture, tile=tile, overlap=overlap, device=device, bgr=bgr)
     return picture if picture.size == size else picture.resize(size, Image.LANCZOS)
 
 
-def run_model(model, picture, *, tile=TILE, overlap=OVERLAP, device="cpu"):
-    """One pass of an UpscalerModel over an RGB PIL picture, in tiles; the picture `model.scale` times bigger."""
+def run_model(model, picture, *, tile=TILE, overlap=OVERLAP, device="cpu", bgr=False):
+    """One pass of an UpscalerModel over an RGB PIL picture, in tiles; the picture `model.scale` times bigger
+    (`bgr`: the model is fed blue first and its output read so, as A1111 does)."""
     import torch
     from PIL import Image
 
     x = torch.from_numpy(np.asarray(picture, np.float32) / 255).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    x = x.flip(1) if bgr else x
     descriptor = model.model.to(device)
     with torch.no_grad():
         y = tiled(lambda part: descriptor(part.to(device)).float().cpu(), x, model.scale, tile, overlap)
+    y = y.flip(1) if bgr else y
     pixels = (y[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (sH, sW, 3)
     return Image.fromarray(pixels, "RGB")
 

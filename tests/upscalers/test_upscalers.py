@@ -139,3 +139,13 @@ def test_every_spandrel_upscaler_architecture_imports():
     module = spandrel()
     names = {support.architecture.name for support in module.MAIN_REGISTRY.architectures()}
     assert {"ESRGAN", "RealESRGAN Compact", "SwinIR", "HAT", "DAT", "SPAN"} <= names
+
+
+def test_bgr_feeds_a_model_blue_first_as_a1111_does(tmp_path):
+    model = labkit.load_upscaler(esrgan_file(tmp_path / "4x.pth"))
+    source = picture()
+    rgb = np.asarray(labkit.upscalers.run.run_model(model, source))
+    bgr = np.asarray(labkit.upscalers.run.run_model(model, source, bgr=True))
+    flipped = Image.fromarray(np.asarray(source)[:, :, ::-1].copy())
+    by_hand = np.asarray(labkit.upscalers.run.run_model(model, flipped))[:, :, ::-1]
+    assert np.array_equal(bgr, by_hand) and not np.array_equal(bgr, rgb)  # a random model tells channels apart
