@@ -22,7 +22,10 @@ s.sampling.seed.value, s.sampling.steps.value = 5, 8
 s"""
 UNIT = f"{STUDIO} .labkit-control-unit"
 MAP = f"{UNIT} img.labkit-control-map"
-PIXELS_JS = """(img) => {
+PIXELS_JS = """async (img) => {
+    if (!img.complete || img.naturalWidth === 0) {  // a newer map replaced the one waited for: let it load
+        await new Promise((done) => img.addEventListener('load', done, {once: true}));
+    }
     const c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight;
     const ctx = c.getContext('2d');
@@ -89,7 +92,7 @@ def test_a_scribble_drawn_with_the_mouse_becomes_the_units_picture(cn_page, arti
     unit = "s.controlnet.unit_panels[0]"
     check = (f"[float(np.asarray({unit}.picture).mean()), int(np.asarray({unit}.picture)[32].max()), "
              f"{unit}.module.value]")
-    for _ in range(20):  # the strokes reach Python a moment after the mouse is up
+    for _ in range(60):  # the strokes reach Python a moment after the mouse is up (longer on a busy machine)
         mean, row, module = run_code(page, check)
         if mean < 60:
             break
